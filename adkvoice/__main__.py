@@ -1,0 +1,3 @@
+from adkvoice.cli import main
+
+main()

@@ -1,0 +1,268 @@
+"""The one owner of the event loop: wires input ⇄ backend ⇄ view, signals and shutdown.
+
+Shutdown order: stop reading input, close the backend (its live connection), stop the
+emulator, then restore the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from adkvoice.config import ChatSettings, EmulatorSettings, choose_backend, point_genai_at
+from adkvoice.errors import AdkVoiceError, ConnectionLostError, TurnTimeoutError
+from adkvoice.events import Event, TurnComplete
+from adkvoice.line_input import LineReader
+from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
+
+if TYPE_CHECKING:
+    from adkvoice.backends.embedded import EmbeddedBackend
+    from adkvoice.emulator import Emulator
+
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+_PROMPT_PLAIN = "you › "
+# \001 and \002 tell readline that the colour codes take no room on screen.
+_PROMPT_COLOR = "\001\x1b[1;36m\002you ›\001\x1b[0m\002 "
+
+
+def configure_logging(debug: bool) -> None:
+    """Quiet third-party chatter unless --debug; ADK's experimental warnings are noise
+    to a user of the CLI."""
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+        return
+    logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
+    warnings.filterwarnings("ignore", module=r"google\..*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydantic\..*")
+
+
+class _Session:
+    """One typed conversation: sends turns and waits for each one to complete."""
+
+    def __init__(self, backend: EmbeddedBackend, view: View, timeout_s: float | None) -> None:
+        self._backend = backend
+        self._view = view
+        self._timeout_s = timeout_s
+        self._turn_done = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._ended = False
+
+    async def consume(self) -> None:
+        """Dispatch backend events to the view until the conversation ends."""
+        try:
+            async for event in self._backend.events():
+                self._dispatch(event)
+        except AdkVoiceError as exc:
+            self._failure = exc
+        finally:
+            self._ended = True
+            self._turn_done.set()
+
+    def _dispatch(self, event: Event) -> None:
+        self._view.handle(event)
+        if isinstance(event, TurnComplete):
+            self._turn_done.set()
+
+    async def turn(self, text: str) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._turn_done.clear()
+        self._view.user_turn(text)
+        await self._backend.send_text(text)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._turn_done.wait()
+        except TimeoutError:
+            raise TurnTimeoutError(
+                f"no complete reply within {self._timeout_s:g} s (--timeout); the agent or "
+                "the model is too slow or stuck"
+            ) from None
+        if self._failure is not None:
+            raise self._failure
+        if self._ended:
+            raise ConnectionLostError("the live session ended before the reply completed")
+
+
+def _make_view(settings: ChatSettings, out: Console) -> View:
+    if settings.output == "json":
+        return JsonLinesView(sys.stdout)
+    if settings.output == "plain":
+        return PlainChatView(sys.stdout)
+    return RichChatView(out, spoken_replies=not settings.text_replies)
+
+
+@contextlib.asynccontextmanager
+async def _live_endpoint(
+    settings: ChatSettings, say: Callable[[str], None]
+) -> AsyncIterator[tuple[str, Emulator | None]]:
+    """Start the in-process emulator when there are no credentials (or when forced)."""
+    which = choose_backend(settings.backend, os.environ)
+    if which == "gemini":
+        yield "Gemini", None
+        return
+    from adkvoice.emulator import Emulator, EmulatorOptions, load_rules
+
+    rules = load_rules(settings.emulator_rules) if settings.emulator_rules else None
+    streaming_feel = 0.03 if settings.output == "rich" else 0.0
+    emulator = Emulator(EmulatorOptions(rules=rules, text_chunk_delay_s=streaming_feel))
+    await emulator.start()
+    try:
+        point_genai_at(emulator.client_env())
+        if settings.backend == "auto":
+            say(
+                "No Google credentials found: using the built-in Live API emulator (scripted "
+                "replies). Set GOOGLE_API_KEY to talk to Gemini."
+            )
+        else:
+            say("Using the built-in Live API emulator (scripted replies).")
+        yield "emulator", emulator
+    finally:
+        await emulator.stop()
+
+
+async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
+    from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
+    from adkvoice.backends.embedded import EmbeddedBackend
+
+    view = _make_view(settings, out)
+    rich_view = view if isinstance(view, RichChatView) else None
+
+    def say(message: str) -> None:
+        if rich_view is not None:
+            rich_view.notice(message)
+        else:
+            err.print(message, style="cyan", highlight=False)
+
+    # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
+    loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
+    loop = asyncio.get_running_loop()
+    interactive = sys.stdin.isatty()
+    reader = LineReader(
+        loop,
+        sys.stdin,
+        interactive=interactive,
+        prompt=_PROMPT_COLOR if out.is_terminal and not out.no_color else _PROMPT_PLAIN,
+    )
+    async with _live_endpoint(settings, say) as (label, _emulator):
+        backend = EmbeddedBackend(
+            loaded,
+            modality="TEXT" if settings.text_replies else "AUDIO",
+            model=settings.model,
+            user_id=settings.user_id,
+            session_id=settings.session_id,
+            endpoint_label=label,
+        )
+        await backend.start()
+        if rich_view is not None:
+            rich_view.notice(f"{backend.description} — type a message; Ctrl-D to quit")
+            if not settings.text_replies:
+                rich_view.notice(
+                    "spoken replies are shown as their transcript: audio playback is not "
+                    "available yet; use --text for text replies",
+                    warning=True,
+                )
+        session = _Session(backend, view, settings.timeout_s)
+        consumer = asyncio.create_task(session.consume(), name="events")
+        reader.start()
+        try:
+            while (line := await reader.next_line()) is not None:
+                text = line.strip()
+                if text:
+                    await session.turn(text)
+        finally:
+            view.close()
+            await backend.close()
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+    return 0
+
+
+def _run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run `main()` on a new loop; SIGINT and SIGTERM cancel it so `finally` blocks run."""
+    import termios
+
+    saved_tty = None
+    if sys.stdin.isatty():
+        with contextlib.suppress(termios.error):
+            saved_tty = termios.tcgetattr(sys.stdin.fileno())
+    exit_code = 0
+
+    async def runner() -> int:
+        nonlocal exit_code
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def terminate() -> None:
+            nonlocal exit_code
+            exit_code = EXIT_TERMINATED
+            task.cancel()
+
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, terminate)
+        return await main()
+
+    try:
+        exit_code = asyncio.run(runner())
+    except KeyboardInterrupt:
+        exit_code = EXIT_INTERRUPTED
+    except asyncio.CancelledError:
+        exit_code = exit_code or EXIT_TERMINATED
+    finally:
+        if saved_tty is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved_tty)
+    return exit_code
+
+
+def run_chat(settings: ChatSettings) -> int:
+    configure_logging(settings.debug)
+    err = Console(stderr=True)
+    out = Console()
+    if sys.stdin.isatty():
+        import readline  # noqa: F401  (line editing and history for input())
+    return _run_main(lambda: _chat(settings, err, out))
+
+
+async def _serve_emulator(settings: EmulatorSettings, out: Console) -> int:
+    from adkvoice.emulator import Emulator, EmulatorOptions, load_rules
+
+    rules = load_rules(settings.rules) if settings.rules else None
+    emulator = Emulator(
+        EmulatorOptions(host=settings.host, port=settings.port, rules=rules,
+                        text_chunk_delay_s=0.03, audio_pacing=1.0)
+    )
+    await emulator.start()
+    try:
+        source = str(settings.rules) if settings.rules else "built-in"
+        out.print(
+            f"Gemini Live API emulator listening on [bold]{emulator.base_url}[/] "
+            f"(rules: {source})",
+            highlight=False,
+        )
+        out.print("Point any ADK app (adk web, adk run, your own) at it with:")
+        for key, value in emulator.client_env().items():
+            out.print(f"  export {key}={value}", highlight=False, markup=False, soft_wrap=True)
+        out.print("Ctrl-C to stop.", style="dim")
+        await asyncio.Event().wait()
+    finally:
+        await emulator.stop()
+    return 0
+
+
+def run_emulator(settings: EmulatorSettings) -> int:
+    configure_logging(settings.debug)
+    code = _run_main(lambda: _serve_emulator(settings, Console()))
+    return 0 if code == EXIT_INTERRUPTED else code

@@ -1,0 +1,221 @@
+"""The `adkvoice` command line: parse flags, build settings, call the app.
+
+No asyncio and no ADK imports at module level, so `adkvoice --help` and `--version`
+stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adkvoice import __version__
+from adkvoice.errors import AdkVoiceError
+
+EXIT_INTERNAL = 70
+
+app = typer.Typer(
+    name="adkvoice",
+    help=(
+        "Talk to Google ADK live agents from the terminal.\n\n"
+        "Without Google credentials every command uses the built-in Live API emulator, "
+        "so you can try it offline. Set GOOGLE_API_KEY (or the Vertex AI variables) to "
+        "talk to Gemini."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+class BackendOption(str, Enum):
+    auto = "auto"
+    gemini = "gemini"
+    emulator = "emulator"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"adkvoice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    pass
+
+
+def _fail(message: str, code: int) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True).print(Text.assemble(("adkvoice: ", "bold red"), message))
+    raise typer.Exit(code)
+
+
+def _run(action: Callable[[], int], debug: bool) -> None:
+    """Run an app entry point; any error a user can cause ends in one clear line."""
+    try:
+        code = action()
+    except AdkVoiceError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), exc.exit_code)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
+            "traceback and report it)",
+            EXIT_INTERNAL,
+        )
+    else:
+        raise typer.Exit(code)
+
+
+AgentArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="The agent's directory (with agent.py exposing root_agent, and its .env), as "
+        "for `adk run`. Default: the built-in assistant.",
+        show_default=False,
+    ),
+]
+BackendOpt = Annotated[
+    BackendOption,
+    typer.Option(
+        "--backend",
+        help="Where the model runs: [b]gemini[/] (needs credentials), [b]emulator[/] (the "
+        "built-in offline Live API emulator) or [b]auto[/] (gemini when credentials are set).",
+        case_sensitive=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Override the agent's live model name.", show_default=False),
+]
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show debug logs and tracebacks on errors.")
+]
+
+
+@app.command()
+def chat(
+    agent: AgentArg = None,
+    text: Annotated[
+        bool, typer.Option("--text", "-t", help="Ask for text replies instead of spoken ones.")
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Write one JSON object per event (JSON lines) to stdout."),
+    ] = False,
+    backend: BackendOpt = BackendOption.auto,
+    model: ModelOpt = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Fail (exit code 8) when a reply takes longer than this many seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    session_id: Annotated[
+        str | None,
+        typer.Option("--session-id", help="The ADK session id (default: a new one).",
+                     show_default=False),
+    ] = None,
+    user_id: Annotated[str, typer.Option("--user-id", help="The ADK user id.")] = "user",
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--emulator-rules",
+            help="A rules file (TOML) for the emulator's replies.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Type to an agent; it answers as it streams.
+
+    Each line is a turn. From a terminal the reply streams with tool calls and turn
+    timings; from a pipe each input line is a turn and only the replies are printed:
+
+        echo "what time is it?" | adkvoice chat --text
+
+    Ctrl-D (or end of input) ends the conversation.
+    """
+    from adkvoice.config import ChatSettings
+
+    if json_output:
+        output = "json"
+    elif not sys.stdin.isatty() or not sys.stdout.isatty():
+        output = "plain"
+    else:
+        output = "rich"
+    settings = ChatSettings(
+        agent_path=agent,
+        backend=backend.value,  # type: ignore[arg-type]
+        model=model,
+        text_replies=text,
+        output=output,
+        timeout_s=timeout,
+        debug=debug,
+        user_id=user_id,
+        session_id=session_id,
+        emulator_rules=rules,
+    )
+
+    def action() -> int:
+        from adkvoice.app import run_chat
+
+        return run_chat(settings)
+
+    _run(action, debug)
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535,
+                                      help="Port to listen on (0 picks a free one).")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="A rules file (TOML): pattern → reply or tool call.",
+                     exists=True, dir_okay=False, show_default=False),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the offline Gemini Live API emulator for any ADK app.
+
+    It prints the environment variables that point an ADK app (adk web, adk run, your
+    own code) at it; replies come from rules, with an echo as the default.
+    """
+    from adkvoice.config import EmulatorSettings
+
+    settings = EmulatorSettings(host=host, port=port, rules=rules, debug=debug)
+
+    def action() -> int:
+        from adkvoice.app import run_emulator
+
+        return run_emulator(settings)
+
+    _run(action, debug)
+
+
+def main() -> None:
+    app()

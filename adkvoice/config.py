@@ -1,0 +1,80 @@
+"""Settings from flags and the environment; where the model is; secrets never printed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from adkvoice.errors import ConfigError
+
+BackendChoice = Literal["auto", "gemini", "emulator"]
+OutputMode = Literal["rich", "plain", "json"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    agent_path: Path | None
+    backend: BackendChoice = "auto"
+    model: str | None = None
+    text_replies: bool = False
+    output: OutputMode = "rich"
+    timeout_s: float | None = None
+    debug: bool = False
+    user_id: str = "user"
+    session_id: str | None = None
+    emulator_rules: Path | None = None
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    rules: Path | None = None
+    debug: bool = False
+
+
+def credentials_source(env: Mapping[str, str]) -> str | None:
+    """Which Google credentials the environment holds, as a label safe to print; None
+    if none. Mirrors how google-genai picks them."""
+    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").strip().lower() in _TRUE:
+        if env.get("GOOGLE_CLOUD_PROJECT") or env.get("GOOGLE_API_KEY"):
+            return "Vertex AI"
+        return None
+    if env.get("GOOGLE_API_KEY"):
+        return "GOOGLE_API_KEY"
+    if env.get("GEMINI_API_KEY"):
+        return "GEMINI_API_KEY"
+    return None
+
+
+def choose_backend(choice: BackendChoice, env: Mapping[str, str]) -> Literal["gemini", "emulator"]:
+    """Resolve `--backend auto|gemini|emulator` against the credentials present."""
+    if choice == "emulator":
+        return "emulator"
+    has_credentials = credentials_source(env) is not None
+    if choice == "gemini":
+        if not has_credentials:
+            raise ConfigError(
+                "--backend gemini needs Google credentials: set GOOGLE_API_KEY (or "
+                "GEMINI_API_KEY), or GOOGLE_GENAI_USE_VERTEXAI=TRUE with GOOGLE_CLOUD_PROJECT "
+                "and GOOGLE_CLOUD_LOCATION, in the environment or the agent's .env"
+            )
+        return "gemini"
+    return "gemini" if has_credentials else "emulator"
+
+
+def point_genai_at(env_overrides: Mapping[str, str]) -> None:
+    """Point the google-genai client that ADK creates at another Live endpoint.
+
+    google-genai reads these variables when an agent's model first builds its client,
+    so this must run before the first turn. Vertex mode is switched off so the API-key
+    URL form is used.
+    """
+    for key in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GEMINI_API_KEY"):
+        os.environ.pop(key, None)
+    os.environ.update(env_overrides)

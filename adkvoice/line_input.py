@@ -1,0 +1,68 @@
+"""Lines from stdin, read in a daemon thread and handed to the event loop.
+
+Blocking reads never run inside the loop. On a terminal the thread reads a line only
+when asked, so the prompt appears after the previous reply; from a pipe it reads ahead.
+A daemon thread never holds up exit while it is blocked in a read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import IO
+
+
+class LineReader:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stream: IO[str],
+        *,
+        interactive: bool,
+        prompt: str = "",
+        read_prompted: Callable[[str], str] = input,
+    ) -> None:
+        self._loop = loop
+        self._stream = stream
+        self._interactive = interactive
+        self._prompt = prompt
+        self._read_prompted = read_prompted
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="stdin-reader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _hand_over(self, line: str | None) -> None:
+        self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+
+    def _run(self) -> None:
+        try:
+            if self._interactive:
+                while self._requests.get():
+                    try:
+                        line: str | None = self._read_prompted(self._prompt)
+                    except EOFError:
+                        line = None
+                    self._hand_over(line)
+                    if line is None:
+                        return
+            else:
+                for raw in self._stream:
+                    self._hand_over(raw.rstrip("\r\n"))
+                self._hand_over(None)
+        except (OSError, ValueError, RuntimeError):
+            # stdin closed under us, or the loop is gone at exit: nothing more to read.
+            try:
+                self._hand_over(None)
+            except RuntimeError:
+                pass
+
+    async def next_line(self) -> str | None:
+        """The next line without its newline, or None at end of input."""
+        if self._interactive:
+            self._requests.put(True)
+        return await self._lines.get()
