@@ -43,6 +43,9 @@ def configure_logging(debug: bool) -> None:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
         return
     logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
+    # ADK logs failures with tracebacks; adkvoice reports them itself in one line.
+    for name in ("google_adk", "google", "websockets", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     warnings.filterwarnings("ignore", module=r"google\..*")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydantic\..*")
 
@@ -142,7 +145,7 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
         if rich_view is not None:
             rich_view.notice(message)
         else:
-            err.print(message, style="cyan", highlight=False)
+            err.print(message, style="cyan", highlight=False, soft_wrap=True)
 
     # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
     loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
@@ -241,15 +244,19 @@ async def _serve_emulator(settings: EmulatorSettings, out: Console) -> int:
 
     rules = load_rules(settings.rules) if settings.rules else None
     emulator = Emulator(
-        EmulatorOptions(host=settings.host, port=settings.port, rules=rules,
-                        text_chunk_delay_s=0.03, audio_pacing=1.0)
+        EmulatorOptions(
+            host=settings.host,
+            port=settings.port,
+            rules=rules,
+            text_chunk_delay_s=0.03,
+            audio_pacing=1.0,
+        )
     )
     await emulator.start()
     try:
         source = str(settings.rules) if settings.rules else "built-in"
         out.print(
-            f"Gemini Live API emulator listening on [bold]{emulator.base_url}[/] "
-            f"(rules: {source})",
+            f"Gemini Live API emulator listening on [bold]{emulator.base_url}[/] (rules: {source})",
             highlight=False,
         )
         out.print("Point any ADK app (adk web, adk run, your own) at it with:")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 
 
-class BackendOption(str, Enum):
+class BackendOption(StrEnum):
     auto = "auto"
     gemini = "gemini"
     emulator = "emulator"
@@ -61,7 +61,7 @@ def _fail(message: str, code: int) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True).print(Text.assemble(("adkvoice: ", "bold red"), message))
+    Console(stderr=True, soft_wrap=True).print(Text.assemble(("adkvoice: ", "bold red"), message))
     raise typer.Exit(code)
 
 
@@ -134,8 +134,9 @@ def chat(
     ] = None,
     session_id: Annotated[
         str | None,
-        typer.Option("--session-id", help="The ADK session id (default: a new one).",
-                     show_default=False),
+        typer.Option(
+            "--session-id", help="The ADK session id (default: a new one).", show_default=False
+        ),
     ] = None,
     user_id: Annotated[str, typer.Option("--user-id", help="The ADK user id.")] = "user",
     rules: Annotated[
@@ -159,8 +160,9 @@ def chat(
 
     Ctrl-D (or end of input) ends the conversation.
     """
-    from adkvoice.config import ChatSettings
+    from adkvoice.config import ChatSettings, OutputMode
 
+    output: OutputMode
     if json_output:
         output = "json"
     elif not sys.stdin.isatty() or not sys.stdout.isatty():
@@ -169,7 +171,7 @@ def chat(
         output = "rich"
     settings = ChatSettings(
         agent_path=agent,
-        backend=backend.value,  # type: ignore[arg-type]
+        backend=backend.value,
         model=model,
         text_replies=text,
         output=output,
@@ -190,13 +192,22 @@ def chat(
 
 @app.command()
 def emulator(
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535,
-                                      help="Port to listen on (0 picks a free one).")] = 8765,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", "-p", min=0, max=65535, help="Port to listen on (0 picks a free one)."
+        ),
+    ] = 8765,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     rules: Annotated[
         Path | None,
-        typer.Option("--rules", help="A rules file (TOML): pattern → reply or tool call.",
-                     exists=True, dir_okay=False, show_default=False),
+        typer.Option(
+            "--rules",
+            help="A rules file (TOML): pattern → reply or tool call.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
     ] = None,
     debug: DebugOpt = False,
 ) -> None:

@@ -61,8 +61,8 @@ def choose_backend(choice: BackendChoice, env: Mapping[str, str]) -> Literal["ge
         if not has_credentials:
             raise ConfigError(
                 "--backend gemini needs Google credentials: set GOOGLE_API_KEY (or "
-                "GEMINI_API_KEY), or GOOGLE_GENAI_USE_VERTEXAI=TRUE with GOOGLE_CLOUD_PROJECT "
-                "and GOOGLE_CLOUD_LOCATION, in the environment or the agent's .env"
+                "GEMINI_API_KEY), or GOOGLE_GENAI_USE_VERTEXAI=TRUE and GOOGLE_CLOUD_PROJECT, "
+                "in the environment or the agent's .env"
             )
         return "gemini"
     return "gemini" if has_credentials else "emulator"

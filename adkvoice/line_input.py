@@ -8,6 +8,7 @@ A daemon thread never holds up exit while it is blocked in a read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -56,10 +57,8 @@ class LineReader:
                 self._hand_over(None)
         except (OSError, ValueError, RuntimeError):
             # stdin closed under us, or the loop is gone at exit: nothing more to read.
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._hand_over(None)
-            except RuntimeError:
-                pass
 
     async def next_line(self) -> str | None:
         """The next line without its newline, or None at end of input."""

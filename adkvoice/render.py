@@ -137,8 +137,12 @@ class RichChatView:
     def handle(self, event: Event) -> None:
         if isinstance(event, AgentText):
             self._mark_output()
-            self._stream("agent-text", Text("agent › ", style="bold green"), event.text,
-                         partial=event.partial)
+            self._stream(
+                "agent-text",
+                Text("agent › ", style="bold green"),
+                event.text,
+                partial=event.partial,
+            )
         elif isinstance(event, Transcript):
             self._handle_transcript(event)
         elif isinstance(event, AgentAudio):
@@ -155,8 +159,9 @@ class RichChatView:
             self._end_line()
             took = "" if event.duration_s is None else f" · {format_duration(event.duration_s)}"
             self._console.print(
-                Text.assemble(("  ↳ ", "magenta"), (format_value(event.response), "dim"),
-                              (took, "dim"))
+                Text.assemble(
+                    ("  ↳ ", "magenta"), (format_value(event.response), "dim"), (took, "dim")
+                )
             )
         elif isinstance(event, Interrupted):
             self._stop_spinner()
@@ -180,11 +185,19 @@ class RichChatView:
     def _handle_transcript(self, event: Transcript) -> None:
         if event.speaker == "agent":
             self._mark_output()
-            self._stream("agent-speech", Text("agent 🔊 ", style="bold green"), event.text,
-                         partial=not event.finished)
+            self._stream(
+                "agent-speech",
+                Text("agent 🔊 ", style="bold green"),
+                event.text,
+                partial=not event.finished,
+            )
         else:
-            self._stream("user-speech", Text("you 🎙 ", style="bold cyan"), event.text,
-                         partial=not event.finished)
+            self._stream(
+                "user-speech",
+                Text("you 🎙 ", style="bold cyan"),
+                event.text,
+                partial=not event.finished,
+            )
 
     def _turn_complete(self) -> None:
         self._stop_spinner()
@@ -194,7 +207,9 @@ class RichChatView:
         if self._turn_started is not None:
             parts.append(format_duration(now - self._turn_started))
             if self._first_output is not None:
-                parts.append(f"first output {format_duration(self._first_output - self._turn_started)}")
+                parts.append(
+                    f"first output {format_duration(self._first_output - self._turn_started)}"
+                )
         if self._audio_s:
             parts.append(f"{self._audio_s:.1f} s of speech")
         if self._tokens is not None:

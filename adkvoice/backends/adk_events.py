@@ -100,7 +100,8 @@ class AdkEventMapper:
         return out
 
     def _map_parts(self, event: AdkEvent) -> list[Event]:
-        assert event.content is not None and event.content.parts is not None
+        assert event.content is not None
+        assert event.content.parts is not None
         out: list[Event] = []
         for part in event.content.parts:
             if part.thought:
@@ -117,7 +118,9 @@ class AdkEventMapper:
                 call = part.function_call
                 call_id = call.id or call.name or ""
                 self._tool_started[call_id] = time.monotonic()
-                out.append(ToolCall(call_id=call_id, name=call.name or "", args=dict(call.args or {})))
+                out.append(
+                    ToolCall(call_id=call_id, name=call.name or "", args=dict(call.args or {}))
+                )
             elif part.function_response:
                 response = part.function_response
                 call_id = response.id or response.name or ""

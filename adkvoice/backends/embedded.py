@@ -40,18 +40,20 @@ def translate_exception(exc: BaseException, model: str) -> BackendError:
         return exc
     if isinstance(exc, genai_errors.APIError):
         code = exc.code
-        message = (exc.message or exc.status or "").strip()
+        # For a Live close, genai puts the close reason in `details`; message is None.
+        detail = exc.details if isinstance(exc.details, str) else ""
+        message = (exc.message or detail or exc.status or "").strip().rstrip(".")
         lowered = message.lower()
         if code == 1008 and ("not found" in lowered or "not supported" in lowered):
             return ModelRejectedError(
-                f"the model {model!r} was rejected: {message}. Pick a Live API model "
-                "with --model"
+                f"the model {model!r} was rejected: {message}. Pick a Live API model with --model"
             )
         if code in (401, 403) or "api key" in lowered:
             return BackendError(f"Google rejected the credentials: {message}")
         if code in (1006, 1011, 1012, 1013, 1001):
-            return ConnectionLostError(f"the connection to the model was lost: "
-                                       f"{describe_close(code, message)}")
+            return ConnectionLostError(
+                f"the connection to the model was lost: {describe_close(code, message)}"
+            )
         return BackendError(f"the model ended the session: {describe_close(code, message)}")
     if isinstance(exc, ssl.SSLError):
         return BackendError(f"TLS failed talking to the model: {exc.reason or exc}")
@@ -149,7 +151,8 @@ class EmbeddedBackend:
     async def _pump(self, runner: Runner, run_config: object) -> None:
         from google.adk.agents.run_config import RunConfig
 
-        assert self._queue is not None and isinstance(run_config, RunConfig)
+        assert self._queue is not None
+        assert isinstance(run_config, RunConfig)
         mapper = AdkEventMapper()
         try:
             async with contextlib.aclosing(

@@ -1,0 +1,29 @@
+"""Offline emulator of the Gemini Live (BidiGenerateContent) WebSocket API.
+
+The real google-genai client inside the real ADK connects to it; replies come from rules.
+See `Emulator`, `EmulatorOptions`, `FaultController` and `rules` for the details.
+"""
+
+from __future__ import annotations
+
+from .emulator import Emulator, EmulatorOptions
+from .faults import Fault, FaultController
+from .models import is_gemini_3_live, is_live_model
+from .rules import FAULT_NAMES, Rule, Rules, default_rules, load_rules, parse_rules
+from .stats import EmulatorStats
+
+__all__ = [
+    "FAULT_NAMES",
+    "Emulator",
+    "EmulatorOptions",
+    "EmulatorStats",
+    "Fault",
+    "FaultController",
+    "Rule",
+    "Rules",
+    "default_rules",
+    "is_gemini_3_live",
+    "is_live_model",
+    "load_rules",
+    "parse_rules",
+]

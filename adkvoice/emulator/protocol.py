@@ -1,0 +1,459 @@
+"""Sans-I/O codec for the Gemini Live (BidiGenerateContent) client messages.
+
+Decoding turns one client text frame into a typed message or raises `ProtocolError` saying
+what was wrong (frames.py builds the server's replies). Nothing here touches sockets or
+the event loop. Key spelling is tolerated both ways on input
+(google-genai sends snake_case top-level keys and camelCase nested ones), exactly like
+the real service, which accepts either proto JSON spelling.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from adkvoice.errors import ProtocolError
+
+JsonObject = dict[str, Any]
+Modality = Literal["TEXT", "AUDIO"]
+
+INPUT_RATE = 16_000
+OUTPUT_RATE = 24_000
+OUTPUT_MIME = f"audio/pcm;rate={OUTPUT_RATE}"
+
+CLIENT_KEYS = ("setup", "client_content", "realtime_input", "tool_response", "context_update")
+
+
+# ---------------------------------------------------------------------------- client messages
+
+
+@dataclass(frozen=True)
+class ActivityDetection:
+    """`realtimeInputConfig.automaticActivityDetection` as the emulator uses it."""
+
+    disabled: bool = False
+    silence_duration_ms: int | None = None
+    prefix_padding_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    model: str  # as sent, normally "models/<id>"
+    response_modality: Modality = "AUDIO"
+    system_instruction: str = ""
+    function_names: tuple[str, ...] = ()
+    input_transcription: bool = False
+    output_transcription: bool = False
+    activity_detection: ActivityDetection = field(default_factory=ActivityDetection)
+    resumption: bool = False
+    resume_handle: str | None = None
+    initial_history_in_client_content: bool = False
+
+    @property
+    def model_id(self) -> str:
+        return self.model.removeprefix("models/")
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" or "model"
+    text: str
+
+
+@dataclass(frozen=True)
+class ClientContent:
+    turns: tuple[Turn, ...] = ()
+    turn_complete: bool = False
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    pcm: bytes  # s16le mono
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class RealtimeInput:
+    audio: tuple[AudioChunk, ...] = ()
+    used_media_chunks: bool = False  # the 2.x `mediaChunks` field rather than `audio`
+    other_media: int = 0  # images/video: counted, never interpreted
+    text: str | None = None
+    activity_start: bool = False
+    activity_end: bool = False
+    audio_stream_end: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionResponse:
+    id: str | None
+    name: str
+    response: JsonObject
+
+
+@dataclass(frozen=True)
+class ToolResponse:
+    responses: tuple[FunctionResponse, ...]
+
+
+@dataclass(frozen=True)
+class ContextUpdate:
+    system_instruction: str | None = None
+    function_names: tuple[str, ...] | None = None
+
+
+ClientMessage = Setup | ClientContent | RealtimeInput | ToolResponse | ContextUpdate
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def _get(obj: Mapping[str, Any], name: str) -> Any:
+    """Read a snake_case field in either spelling."""
+    if name in obj:
+        return obj[name]
+    return obj.get(_camel(name))
+
+
+def _obj(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ProtocolError(f"{where} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProtocolError(f"{where} must be a JSON array, got {type(value).__name__}")
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _opt_int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ProtocolError(f"{where} must be an integer, got {value!r}")
+    try:
+        return int(value)  # proto JSON may quote 64-bit ints
+    except ValueError:
+        raise ProtocolError(f"{where} must be an integer, got {value!r}") from None
+
+
+def decode_b64(data: Any, where: str) -> bytes:
+    """Decode base64 in either alphabet; google-genai sends the URL-safe one."""
+    if not isinstance(data, str):
+        raise ProtocolError(f"{where} must be a base64 string")
+    text = data.strip().replace("+", "-").replace("/", "_")
+    text += "=" * (-len(text) % 4)
+    try:
+        # validate=True: a stray character is an error, not silently dropped bytes.
+        return base64.b64decode(text.encode("ascii"), altchars=b"-_", validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise ProtocolError(f"{where} is not valid base64") from None
+
+
+_RATE_RE = re.compile(r"rate=(\d+)")
+
+
+def audio_rate(mime_type: str) -> int | None:
+    """Sample rate of an `audio/pcm` mime type (16 kHz when unstated); None if not PCM audio."""
+    mime = mime_type.strip().lower()
+    if not mime.startswith("audio/pcm") and not mime.startswith("audio/l16"):
+        return None
+    match = _RATE_RE.search(mime)
+    return int(match.group(1)) if match else INPUT_RATE
+
+
+def _content_text(content: Mapping[str, Any], where: str) -> str:
+    texts: list[str] = []
+    for i, part in enumerate(_list(_get(content, "parts"), f"{where}.parts")):
+        part = _obj(part, f"{where}.parts[{i}]")
+        text = _get(part, "text")
+        if isinstance(text, str):
+            texts.append(text)
+    return "".join(texts)
+
+
+def _function_names(tools: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for i, tool in enumerate(_list(tools, "setup.tools")):
+        tool = _obj(tool, f"setup.tools[{i}]")
+        decls = _list(_get(tool, "function_declarations"), f"setup.tools[{i}].functionDeclarations")
+        for j, decl in enumerate(decls):
+            name = _get(_obj(decl, f"setup.tools[{i}].functionDeclarations[{j}]"), "name")
+            if not isinstance(name, str) or not name:
+                raise ProtocolError(f"setup.tools[{i}].functionDeclarations[{j}] has no name")
+            names.append(name)
+    return tuple(names)
+
+
+def _decode_setup(body: Mapping[str, Any]) -> Setup:
+    model = _get(body, "model")
+    if not isinstance(model, str) or not model.strip():
+        raise ProtocolError(
+            "setup.model is missing: name a Live model, e.g. models/gemini-live-2.5-flash-preview"
+        )
+    gen = _obj(_get(body, "generation_config"), "setup.generationConfig")
+    modalities = _list(
+        _get(gen, "response_modalities"), "setup.generationConfig.responseModalities"
+    )
+    modality: Modality = "AUDIO"
+    if modalities:
+        first = str(modalities[0]).upper()
+        if first not in ("TEXT", "AUDIO"):
+            raise ProtocolError(
+                f"setup.generationConfig.responseModalities: {modalities[0]!r} is not supported; "
+                "use TEXT or AUDIO"
+            )
+        modality = "TEXT" if first == "TEXT" else "AUDIO"
+    system = _get(body, "system_instruction")
+    system_text = _content_text(_obj(system, "setup.systemInstruction"), "setup.systemInstruction")
+    rt = _obj(_get(body, "realtime_input_config"), "setup.realtimeInputConfig")
+    aad = _obj(
+        _get(rt, "automatic_activity_detection"),
+        "setup.realtimeInputConfig.automaticActivityDetection",
+    )
+    where = "setup.realtimeInputConfig.automaticActivityDetection"
+    detection = ActivityDetection(
+        disabled=_bool(_get(aad, "disabled"), f"{where}.disabled"),
+        silence_duration_ms=_opt_int(
+            _get(aad, "silence_duration_ms"), f"{where}.silenceDurationMs"
+        ),
+        prefix_padding_ms=_opt_int(_get(aad, "prefix_padding_ms"), f"{where}.prefixPaddingMs"),
+    )
+    resumption_raw = _get(body, "session_resumption")
+    resumption = _obj(resumption_raw, "setup.sessionResumption")
+    handle = _get(resumption, "handle")
+    if handle is not None and not isinstance(handle, str):
+        raise ProtocolError("setup.sessionResumption.handle must be a string")
+    history = _obj(_get(body, "history_config"), "setup.historyConfig")
+    return Setup(
+        model=model.strip(),
+        response_modality=modality,
+        system_instruction=system_text,
+        function_names=_function_names(_get(body, "tools")),
+        input_transcription=_get(body, "input_audio_transcription") is not None,
+        output_transcription=_get(body, "output_audio_transcription") is not None,
+        activity_detection=detection,
+        resumption=resumption_raw is not None,
+        resume_handle=handle or None,
+        initial_history_in_client_content=_bool(
+            _get(history, "initial_history_in_client_content"),
+            "setup.historyConfig.initialHistoryInClientContent",
+        ),
+    )
+
+
+def _decode_client_content(body: Mapping[str, Any]) -> ClientContent:
+    turns: list[Turn] = []
+    for i, raw in enumerate(_list(_get(body, "turns"), "client_content.turns")):
+        content = _obj(raw, f"client_content.turns[{i}]")
+        role = _get(content, "role") or "user"
+        if not isinstance(role, str):
+            raise ProtocolError(f"client_content.turns[{i}].role must be a string")
+        turns.append(Turn(role=role, text=_content_text(content, f"client_content.turns[{i}]")))
+    complete = _bool(_get(body, "turn_complete"), "client_content.turnComplete")
+    return ClientContent(turns=tuple(turns), turn_complete=complete)
+
+
+def _decode_blob(blob: Mapping[str, Any], where: str) -> tuple[AudioChunk | None, bool]:
+    mime = _get(blob, "mime_type")
+    if not isinstance(mime, str):
+        raise ProtocolError(f"{where}.mimeType is missing (e.g. audio/pcm;rate=16000)")
+    data = decode_b64(_get(blob, "data"), f"{where}.data")
+    rate = audio_rate(mime)
+    if rate is None:
+        return None, True
+    if len(data) % 2:
+        raise ProtocolError(f"{where}: 16-bit PCM needs an even number of bytes, got {len(data)}")
+    return AudioChunk(pcm=data, sample_rate=rate), False
+
+
+def _decode_realtime(body: Mapping[str, Any]) -> RealtimeInput:
+    audio: list[AudioChunk] = []
+    other = 0
+    chunks = _list(_get(body, "media_chunks"), "realtime_input.mediaChunks")
+    for i, blob in enumerate(chunks):
+        where = f"realtime_input.mediaChunks[{i}]"
+        chunk, is_other = _decode_blob(_obj(blob, where), where)
+        other += is_other
+        if chunk:
+            audio.append(chunk)
+    if (raw_audio := _get(body, "audio")) is not None:
+        where = "realtime_input.audio"
+        chunk, is_other = _decode_blob(_obj(raw_audio, where), where)
+        if is_other or chunk is None:
+            raise ProtocolError("realtime_input.audio must be audio/pcm")
+        audio.append(chunk)
+    if _get(body, "video") is not None:
+        other += 1
+    text = _get(body, "text")
+    if text is not None and not isinstance(text, str):
+        raise ProtocolError("realtime_input.text must be a string")
+    return RealtimeInput(
+        audio=tuple(audio),
+        used_media_chunks=bool(chunks),
+        other_media=other,
+        text=text,
+        activity_start=_get(body, "activity_start") is not None,
+        activity_end=_get(body, "activity_end") is not None,
+        audio_stream_end=_bool(_get(body, "audio_stream_end"), "realtime_input.audioStreamEnd"),
+    )
+
+
+def _decode_tool_response(body: Mapping[str, Any]) -> ToolResponse:
+    responses: list[FunctionResponse] = []
+    raw = _list(_get(body, "function_responses"), "tool_response.functionResponses")
+    for i, item in enumerate(raw):
+        where = f"tool_response.functionResponses[{i}]"
+        item = _obj(item, where)
+        name = _get(item, "name")
+        if not isinstance(name, str) or not name:
+            raise ProtocolError(f"{where}.name is missing")
+        call_id = _get(item, "id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise ProtocolError(f"{where}.id must be a string")
+        response = _get(item, "response")
+        responses.append(FunctionResponse(call_id, name, dict(_obj(response, f"{where}.response"))))
+    if not responses:
+        raise ProtocolError("tool_response.functionResponses is empty")
+    return ToolResponse(tuple(responses))
+
+
+def _decode_context_update(body: Mapping[str, Any]) -> ContextUpdate:
+    system = _get(body, "system_instruction")
+    tools = _get(body, "tools")
+    if isinstance(tools, Mapping):  # {"tools": {"tools": [...]}} wrapper
+        tools = _get(tools, "tools")
+    return ContextUpdate(
+        system_instruction=None
+        if system is None
+        else _content_text(_obj(system, "context_update.systemInstruction"), "context_update"),
+        function_names=None if tools is None else _function_names(tools),
+    )
+
+
+def decode_client_message(raw: str | bytes) -> ClientMessage:
+    """Decode one client frame; raise `ProtocolError` with an actionable message if it is bad."""
+    try:
+        obj = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"client frame is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError('client frame must be a JSON object such as {"setup": {...}}')
+    present = [key for key in CLIENT_KEYS if _get(obj, key) is not None]
+    unknown = [key for key in obj if key not in CLIENT_KEYS and key not in map(_camel, CLIENT_KEYS)]
+    if unknown:
+        raise ProtocolError(
+            f"unknown client message field {unknown[0]!r}; expected one of {', '.join(CLIENT_KEYS)}"
+        )
+    if len(present) != 1:
+        raise ProtocolError(
+            f"client frame must hold exactly one of {', '.join(CLIENT_KEYS)}; got {len(present)}"
+        )
+    key = present[0]
+    body = _obj(_get(obj, key), key)
+    if key == "setup":
+        return _decode_setup(body)
+    if key == "client_content":
+        return _decode_client_content(body)
+    if key == "realtime_input":
+        return _decode_realtime(body)
+    if key == "tool_response":
+        return _decode_tool_response(body)
+    return _decode_context_update(body)
+
+
+# ----------------------------------------------------------------- client encoding (for tests)
+
+
+def _content(turn: Turn) -> JsonObject:
+    return {"role": turn.role, "parts": [{"text": turn.text}]}
+
+
+def encode_client_message(msg: ClientMessage) -> str:
+    """Encode a client message the way google-genai does (used by tests and probes)."""
+    body: JsonObject
+    if isinstance(msg, Setup):
+        body = {
+            "model": msg.model,
+            "generationConfig": {"responseModalities": [msg.response_modality]},
+        }
+        if msg.system_instruction:
+            body["systemInstruction"] = {"parts": [{"text": msg.system_instruction}]}
+        if msg.function_names:
+            decls = [{"name": name} for name in msg.function_names]
+            body["tools"] = [{"functionDeclarations": decls}]
+        if msg.input_transcription:
+            body["inputAudioTranscription"] = {}
+        if msg.output_transcription:
+            body["outputAudioTranscription"] = {}
+        det = msg.activity_detection
+        if det != ActivityDetection():
+            aad: JsonObject = {"disabled": det.disabled}
+            if det.silence_duration_ms is not None:
+                aad["silenceDurationMs"] = det.silence_duration_ms
+            if det.prefix_padding_ms is not None:
+                aad["prefixPaddingMs"] = det.prefix_padding_ms
+            body["realtimeInputConfig"] = {"automaticActivityDetection": aad}
+        if msg.resumption:
+            body["sessionResumption"] = {"handle": msg.resume_handle} if msg.resume_handle else {}
+        if msg.initial_history_in_client_content:
+            body["historyConfig"] = {"initialHistoryInClientContent": True}
+        return json.dumps({"setup": body})
+    if isinstance(msg, ClientContent):
+        cc: JsonObject = {
+            "turns": [_content(t) for t in msg.turns],
+            "turnComplete": msg.turn_complete,
+        }
+        return json.dumps({"client_content": cc})
+    if isinstance(msg, RealtimeInput):
+        rt: JsonObject = {}
+        blobs = [
+            {
+                "mimeType": f"audio/pcm;rate={c.sample_rate}",
+                "data": base64.urlsafe_b64encode(c.pcm).decode(),
+            }
+            for c in msg.audio
+        ]
+        if msg.used_media_chunks:
+            rt["mediaChunks"] = blobs
+        elif blobs:
+            rt["audio"] = blobs[0]
+        if msg.text is not None:
+            rt["text"] = msg.text
+        if msg.activity_start:
+            rt["activityStart"] = {}
+        if msg.activity_end:
+            rt["activityEnd"] = {}
+        if msg.audio_stream_end:
+            rt["audioStreamEnd"] = True
+        return json.dumps({"realtime_input": rt})
+    if isinstance(msg, ToolResponse):
+        frs = [{"id": r.id, "name": r.name, "response": r.response} for r in msg.responses]
+        return json.dumps({"tool_response": {"functionResponses": frs}})
+    update: JsonObject = {}
+    if msg.system_instruction is not None:
+        update["systemInstruction"] = {"parts": [{"text": msg.system_instruction}]}
+    if msg.function_names is not None:
+        update["tools"] = {
+            "tools": [{"functionDeclarations": [{"name": n} for n in msg.function_names]}]
+        }
+    return json.dumps({"context_update": update})

@@ -1,0 +1,252 @@
+"""Reply rules: which canned answer, tool call or fault a user's words trigger.
+
+A rules file is TOML::
+
+    fallback = "You said: {text}"        # optional; used when no rule matches
+
+    [[rule]]
+    match = "\\b(hello|hi)\\b"            # regex, case-insensitive, searched in the user's words
+    say = "Hello there!"                 # reply template
+
+    [[rule]]
+    match = "what time"
+    call = "get_current_time"            # ask the agent to run this declared function tool
+    args = { timezone = "UTC" }          # optional; string values are templates too
+    say = "It is {result}."              # spoken once the tool result comes back
+
+    [[rule]]
+    match = "^emulator fault close"
+    fault = "close-1011"                 # see FAULT_NAMES; `seconds` for delay / go-away
+    say = "Closing the connection now."  # reply streamed before (or around) the fault
+
+First match wins. Templates may use {text} (what the user said), {previous} (what they
+said the turn before), {turn} (1-based user turn number), {model}, and after a call
+{result} (the tool response rendered readably) or {result.field}. Write {{ and }} for
+literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from adkvoice.errors import ConfigError
+
+FaultName = Literal["close-1011", "drop", "delay", "malformed", "go-away"]
+FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
+DEFAULT_FALLBACK = "You said: {text}"
+TEMPLATE_ROOTS = ("text", "previous", "turn", "model", "result")
+_RULE_KEYS = {"match", "say", "call", "args", "fault", "seconds"}
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}|[{}]")
+
+
+@dataclass(frozen=True)
+class Rule:
+    match: re.Pattern[str]
+    say: str | None = None
+    call: str | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    fault: FaultName | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    rules: tuple[Rule, ...] = ()
+    fallback: str = DEFAULT_FALLBACK
+
+    def match(self, text: str) -> Rule:
+        """The first rule whose pattern occurs in `text`, else the echo fallback."""
+        for rule in self.rules:
+            if rule.match.search(text):
+                return rule
+        return Rule(match=re.compile(""), say=self.fallback)
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    text: str = ""
+    previous: str = ""
+    turn: int = 1
+    model: str = ""
+    result: Any = None
+    has_result: bool = False
+
+
+def render_value(value: Any) -> str:
+    """Render a tool result for speech: plain words, no JSON punctuation."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, Mapping):
+        if len(value) == 1:  # ADK wraps plain return values as {"result": value}
+            return render_value(next(iter(value.values())))
+        return ", ".join(f"{key}: {render_value(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(render_value(item) for item in value)
+    return str(value)
+
+
+def _lookup(result: Any, path: list[str]) -> Any:
+    current = result
+    for name in path:
+        if isinstance(current, Mapping) and name in current:
+            current = current[name]
+        elif isinstance(current, Mapping) and isinstance(current.get("result"), Mapping):
+            current = current["result"].get(name)
+        else:
+            return None
+    return current
+
+
+def render(template: str, ctx: TemplateContext) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        if name is None:
+            return token  # a lone brace: validated away at load time, keep it verbatim
+        root, *path = name.split(".")
+        if root == "result":
+            if not ctx.has_result:
+                return "(no result)"
+            return render_value(_lookup(ctx.result, path) if path else ctx.result)
+        if path:
+            return token
+        values = {
+            "text": ctx.text,
+            "previous": ctx.previous,
+            "turn": str(ctx.turn),
+            "model": ctx.model,
+        }
+        return values.get(root, token)
+
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+def check_template(template: str, *, allow_result: bool, where: str) -> None:
+    for match in _PLACEHOLDER.finditer(template):
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            continue
+        name = match.group(1)
+        if name is None:
+            raise ConfigError(f"{where}: stray {token!r}; write {token * 2} for a literal brace")
+        root, *path = name.split(".")
+        if root not in TEMPLATE_ROOTS or (path and root != "result"):
+            raise ConfigError(
+                f"{where}: unknown placeholder {{{name}}}; use one of "
+                + ", ".join(f"{{{r}}}" for r in TEMPLATE_ROOTS)
+            )
+        if root == "result" and not allow_result:
+            raise ConfigError(f"{where}: {{result}} is only available in rules that `call` a tool")
+
+
+def _parse_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(raw) - _RULE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_RULE_KEYS))}"
+        )
+    pattern = raw.get("match")
+    if not isinstance(pattern, str):
+        raise ConfigError(f"{where}: 'match' (a regular expression) is required")
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(f"{where}: 'match' is not a valid regular expression: {exc}") from None
+    say, call, fault, seconds = (
+        raw.get("say"),
+        raw.get("call"),
+        raw.get("fault"),
+        raw.get("seconds"),
+    )
+    args = raw.get("args", {})
+    if say is not None and not isinstance(say, str):
+        raise ConfigError(f"{where}: 'say' must be a string")
+    if call is not None and (not isinstance(call, str) or not call):
+        raise ConfigError(f"{where}: 'call' must be a function name")
+    if not isinstance(args, Mapping):
+        raise ConfigError(f"{where}: 'args' must be a table, e.g. args = {{ city = \"Paris\" }}")
+    if args and call is None:
+        raise ConfigError(f"{where}: 'args' needs 'call'")
+    if fault is not None and fault not in FAULT_NAMES:
+        raise ConfigError(f"{where}: unknown fault {fault!r}; use one of {', '.join(FAULT_NAMES)}")
+    if call is not None and fault is not None:
+        raise ConfigError(f"{where}: use either 'call' or 'fault', not both")
+    if seconds is not None:
+        if fault not in ("delay", "go-away"):
+            raise ConfigError(f'{where}: \'seconds\' only applies to fault = "delay" or "go-away"')
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ConfigError(f"{where}: 'seconds' must be a non-negative number")
+    if say is None and call is None and fault is None:
+        raise ConfigError(f"{where}: needs 'say', 'call' or 'fault'")
+    if say is not None:
+        check_template(say, allow_result=call is not None, where=f"{where}.say")
+    for key, value in args.items():
+        if isinstance(value, str):
+            check_template(value, allow_result=False, where=f"{where}.args.{key}")
+    return Rule(
+        match=compiled,
+        say=say,
+        call=call,
+        args=dict(args),
+        fault=fault,
+        seconds=None if seconds is None else float(seconds),
+    )
+
+
+def parse_rules(text: str, source: str = "<rules>") -> Rules:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"rules file {source} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"rule", "fallback"})
+    if unknown:
+        raise ConfigError(
+            f"rules file {source}: unknown top-level key {unknown[0]!r}; use [[rule]] tables"
+        )
+    raw_rules = data.get("rule", [])
+    if not isinstance(raw_rules, list):
+        raise ConfigError(f"rules file {source}: write rules as [[rule]] tables")
+    fallback = data.get("fallback", DEFAULT_FALLBACK)
+    if not isinstance(fallback, str):
+        raise ConfigError(f"rules file {source}: 'fallback' must be a string")
+    check_template(fallback, allow_result=False, where=f"rules file {source}: fallback")
+    rules = tuple(
+        _parse_rule(raw, f"rules file {source}: rule {i + 1}") for i, raw in enumerate(raw_rules)
+    )
+    return Rules(rules=rules, fallback=fallback)
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Load a TOML rules file; raise `ConfigError` with the file and rule number on mistakes."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read rules file {path}: {exc.strerror or exc}") from None
+    return parse_rules(text, str(path))
+
+
+def default_rules() -> Rules:
+    """The rules bundled with adkvoice (greetings, the time via a tool, faults, echo)."""
+    text = (
+        resources.files("adkvoice.emulator")
+        .joinpath("default_rules.toml")
+        .read_text(encoding="utf-8")
+    )
+    return parse_rules(text, "default_rules.toml")

@@ -1,0 +1,166 @@
+"""WebSocket connection handling: path check, setup handshake, then feed the session.
+
+Close codes follow Gemini: 1007 for a request it cannot accept ("Request contains an
+invalid argument."), 1008 for a model it does not serve (or a path it does not serve),
+1011 for internal errors. Close reasons are capped at the 123 bytes WebSocket allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from adkvoice.errors import ProtocolError
+
+from . import frames
+from . import protocol as p
+from .faults import FaultController
+from .models import is_live_model, rejection_reason
+from .rules import Rules
+from .session import Conversation, Session, SessionOptions, TransportClosed
+from .speech import Stt, Tts
+from .stats import EmulatorStats
+
+log = logging.getLogger(__name__)
+
+PATH_RE = re.compile(
+    r"^/+ws/google\.ai\.generativelanguage\.(v1alpha|v1beta)\.GenerativeService\."
+    r"BidiGenerateContent(Constrained)?/*$"
+)
+EXPECTED_PATH = "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
+INVALID_ARGUMENT = "Request contains an invalid argument."
+MAX_REASON_BYTES = 123
+
+
+def close_reason(text: str) -> str:
+    """Trim to the WebSocket limit without splitting a UTF-8 character."""
+    data = text.encode("utf-8")
+    if len(data) <= MAX_REASON_BYTES:
+        return text
+    return data[: MAX_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+def api_version(path: str) -> str | None:
+    match = PATH_RE.match(urlsplit(path).path)
+    return match.group(1) if match else None
+
+
+@dataclass
+class ServerContext:
+    """Everything connections share; owned by `Emulator`."""
+
+    rules: Rules
+    tts: Tts
+    stt: Stt
+    faults: FaultController
+    stats: EmulatorStats
+    handles: dict[str, Conversation]
+    options: SessionOptions
+
+
+class WebSocketTransport:
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+
+    async def send(self, data: str) -> None:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            raise TransportClosed from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, close_reason(reason))
+
+    def abort(self) -> None:
+        # No close frame, no FIN handshake: what a dead network looks like to the client.
+        self._ws.transport.abort()
+
+
+async def _refuse(ws: ServerConnection, stats: EmulatorStats, code: int, reason: str) -> None:
+    stats.rejected_setups += 1
+    log.info("emulator refused a connection: %s %s", code, reason)
+    await ws.close(code, close_reason(reason))
+
+
+async def _handshake(ws: ServerConnection, ctx: ServerContext, version: str) -> Session | None:
+    try:
+        first = await ws.recv()
+    except ConnectionClosed:
+        return None
+    try:
+        setup = p.decode_client_message(first)
+    except ProtocolError as exc:
+        ctx.stats.protocol_errors += 1
+        await _refuse(ws, ctx.stats, 1007, f"{INVALID_ARGUMENT} {exc}")
+        return None
+    if not isinstance(setup, p.Setup):
+        await _refuse(ws, ctx.stats, 1007, f"{INVALID_ARGUMENT} The first message must be setup.")
+        return None
+    if not is_live_model(setup.model):
+        await _refuse(ws, ctx.stats, 1008, rejection_reason(setup.model, version))
+        return None
+    conversation = None
+    if setup.resume_handle is not None:
+        stored = ctx.handles.get(setup.resume_handle)
+        if stored is None:
+            reason = f"{INVALID_ARGUMENT} Unknown or expired session resumption handle."
+            await _refuse(ws, ctx.stats, 1007, reason)
+            return None
+        conversation = stored.copy()
+        ctx.stats.resumed_sessions += 1
+    await ws.send(frames.encode(frames.setup_complete()))
+    ctx.stats.setups += 1
+    ctx.stats.models.append(setup.model)
+    ctx.stats.setup_log.append(setup)
+    return Session(
+        setup,
+        transport=WebSocketTransport(ws),
+        rules=ctx.rules,
+        tts=ctx.tts,
+        stt=ctx.stt,
+        faults=ctx.faults,
+        stats=ctx.stats,
+        handles=ctx.handles,
+        options=ctx.options,
+        conversation=conversation,
+    )
+
+
+async def handle_connection(ws: ServerConnection, ctx: ServerContext) -> None:
+    """Serve one client from handshake to close."""
+    ctx.stats.connections += 1
+    ctx.stats.active_connections += 1
+    try:
+        version = api_version(ws.request.path if ws.request else "")
+        if version is None:
+            path = ws.request.path if ws.request else "?"
+            await ws.close(1008, close_reason(f"Unknown path {path}; expected {EXPECTED_PATH}"))
+            return
+        session = await _handshake(ws, ctx, version)
+        if session is None:
+            return
+        await session.start()
+        try:
+            await _serve(ws, session, ctx.stats)
+        finally:
+            await session.shutdown()
+    except (ConnectionClosed, TransportClosed):
+        pass
+    finally:
+        ctx.stats.active_connections -= 1
+
+
+async def _serve(ws: ServerConnection, session: Session, stats: EmulatorStats) -> None:
+    async for raw in ws:
+        try:
+            await session.handle(p.decode_client_message(raw))
+        except ProtocolError as exc:
+            stats.protocol_errors += 1
+            log.info("emulator closing on a bad client frame: %s", exc)
+            await ws.close(1007, close_reason(f"{INVALID_ARGUMENT} {exc}"))
+            return

@@ -1,0 +1,228 @@
+"""Speech for the emulator: text to 24 kHz PCM and 16 kHz PCM to text.
+
+Speech out uses espeak-ng when it is installed (run as an asyncio subprocess so the loop
+never blocks), otherwise a clearly synthetic tone burst per word, so nobody mistakes the
+emulator for a model. Speech in uses pocketsphinx's bundled en-us model (loaded once per
+process, decoded in a worker thread), otherwise a placeholder such as "[speech 1.4 s]".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import struct
+import threading
+import zlib
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from adkvoice.errors import EmulatorError
+
+from .protocol import INPUT_RATE, OUTPUT_RATE
+
+TtsMode = Literal["auto", "espeak", "synthetic"]
+SttMode = Literal["auto", "pocketsphinx", "placeholder"]
+
+
+class Tts(Protocol):
+    name: str
+
+    async def synthesize(self, text: str) -> bytes:
+        """Return 24 kHz s16le mono PCM speaking `text`."""
+        ...
+
+
+class Stt(Protocol):
+    name: str
+
+    async def transcribe(self, pcm: bytes) -> str:
+        """Return the words in 16 kHz s16le mono `pcm` ("" if none were recognised)."""
+        ...
+
+
+def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
+    """Linear-interpolation resampling of s16le mono; good enough for speech."""
+    if src_rate == dst_rate or not pcm:
+        return pcm
+    src = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
+    if src.size == 0:
+        return b""
+    n_out = max(1, round(src.size * dst_rate / src_rate))
+    positions = np.arange(n_out, dtype=np.float64) * (src_rate / dst_rate)
+    out = np.interp(positions, np.arange(src.size, dtype=np.float64), src)
+    return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
+
+
+def placeholder_transcript(pcm: bytes, sample_rate: int = INPUT_RATE) -> str:
+    return f"[speech {len(pcm) / 2 / sample_rate:.1f} s]"
+
+
+# ------------------------------------------------------------------------------ speech out
+
+
+def parse_wav(data: bytes) -> tuple[bytes, int]:
+    """Return (s16le mono PCM, sample rate) from a WAV stream.
+
+    espeak-ng writing to a pipe cannot seek back to fix the chunk sizes, so the data chunk
+    is taken as "everything after its header" rather than trusting its length.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise EmulatorError("espeak-ng did not produce WAV audio")
+    pos = 12
+    rate = 0
+    channels = 1
+    while pos + 8 <= len(data):
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            fmt, channels, rate = struct.unpack("<HHI", data[body : body + 8])
+            (bits,) = struct.unpack("<H", data[body + 14 : body + 16])
+            if fmt != 1 or bits != 16:
+                raise EmulatorError("espeak-ng produced audio that is not 16-bit PCM")
+        elif chunk_id == b"data":
+            if rate == 0:
+                raise EmulatorError("espeak-ng WAV output has no fmt chunk")
+            pcm = data[body:]
+            pcm = pcm[: len(pcm) - len(pcm) % (2 * channels)]
+            if channels > 1:
+                frames = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels)
+                pcm = frames[:, 0].astype("<i2").tobytes()
+            return pcm, rate
+        pos = body + size + (size & 1)
+    raise EmulatorError("espeak-ng WAV output has no data chunk")
+
+
+class EspeakTts:
+    name = "espeak"
+
+    def __init__(self, executable: str = "espeak-ng", voice: str = "en-us", wpm: int = 175) -> None:
+        self._argv = [executable, "--stdout", "--stdin", "-v", voice, "-s", str(wpm)]
+
+    async def synthesize(self, text: str) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            # Text goes through stdin so a reply starting with "-" is never read as a flag.
+            out, err = await proc.communicate(text.encode("utf-8"))
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        if proc.returncode != 0:
+            reason = err.decode("utf-8", "replace").strip().splitlines()
+            raise EmulatorError(f"espeak-ng failed: {reason[-1] if reason else proc.returncode}")
+        pcm, rate = parse_wav(out)
+        return resample(pcm, rate, OUTPUT_RATE)
+
+
+class SyntheticTts:
+    """One tone burst per word: unmistakably not a voice, but shaped like speech for VAD."""
+
+    name = "synthetic"
+
+    def __init__(self, level_dbfs: float = -14.0) -> None:
+        self._amplitude = 32767.0 * 10 ** (level_dbfs / 20.0)
+
+    async def synthesize(self, text: str) -> bytes:
+        return synthesize_tones(text, self._amplitude)
+
+
+def synthesize_tones(text: str, amplitude: float = 6500.0, rate: int = OUTPUT_RATE) -> bytes:
+    """Deterministic tone bursts (pure; no I/O)."""
+    pieces: list[np.ndarray] = []
+    gap = np.zeros(int(0.07 * rate))
+    pause = np.zeros(int(0.18 * rate))
+    for word in text.split():
+        duration = min(0.12 + 0.03 * len(word), 0.45)
+        t = np.arange(int(duration * rate)) / rate
+        # Pitch from the word's checksum so the same reply always sounds the same.
+        pitch = 170.0 + (zlib.crc32(word.lower().encode()) % 140)
+        tone = np.sin(2 * np.pi * pitch * t) + 0.35 * np.sin(2 * np.pi * 2 * pitch * t)
+        fade = np.minimum(1.0, np.minimum(t, duration - t) / 0.015)
+        pieces.append(amplitude / 1.35 * tone * fade)
+        pieces.append(pause if word[-1] in ".!?,;:" else gap)
+    if not pieces:
+        return b""
+    signal = np.concatenate(pieces)
+    pcm: bytes = np.clip(np.rint(signal), -32768, 32767).astype("<i2").tobytes()
+    return pcm
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def make_tts(mode: TtsMode) -> Tts:
+    if mode == "synthetic" or (mode == "auto" and not espeak_available()):
+        return SyntheticTts()
+    if not espeak_available():
+        raise EmulatorError(
+            "tts='espeak' but espeak-ng is not on PATH: install it (apt-get install espeak-ng) "
+            "or use tts='auto'"
+        )
+    return EspeakTts()
+
+
+# ------------------------------------------------------------------------------- speech in
+
+
+class PlaceholderStt:
+    name = "placeholder"
+
+    async def transcribe(self, pcm: bytes) -> str:
+        return placeholder_transcript(pcm)
+
+
+_decoder_lock = threading.Lock()
+_decoder: Any = None
+
+
+def _load_decoder() -> Any:
+    """Load pocketsphinx's en-us model once per process; later calls reuse it."""
+    global _decoder
+    if _decoder is None:
+        from pocketsphinx import Decoder
+
+        _decoder = Decoder(samprate=INPUT_RATE, logfn=os.devnull)
+    return _decoder
+
+
+def _decode_blocking(pcm: bytes) -> str:
+    with _decoder_lock:  # one Decoder, not reentrant: serialise across emulators/threads
+        decoder = _load_decoder()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+    return str(hyp.hypstr).strip() if hyp is not None else ""
+
+
+class PocketsphinxStt:
+    name = "pocketsphinx"
+
+    async def transcribe(self, pcm: bytes) -> str:
+        return await asyncio.to_thread(_decode_blocking, pcm)
+
+
+def pocketsphinx_available() -> bool:
+    return importlib.util.find_spec("pocketsphinx") is not None
+
+
+def make_stt(mode: SttMode) -> Stt:
+    if mode == "placeholder" or (mode == "auto" and not pocketsphinx_available()):
+        return PlaceholderStt()
+    if not pocketsphinx_available():
+        raise EmulatorError(
+            "stt='pocketsphinx' but pocketsphinx is not installed: pip install 'adkvoice[speech]' "
+            "or use stt='auto'"
+        )
+    return PocketsphinxStt()

@@ -1,0 +1,523 @@
+"""The emulator driven by google-genai's own Live client (`client.aio.live.connect`).
+
+Every test talks to a real emulator over TLS through the real genai code; nothing of
+genai is mocked. ADK-level coverage is in test_emulator_adk.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+from google import genai
+from google.genai import errors, types
+from websockets.asyncio.client import connect as ws_connect
+
+from adkvoice.emulator import Emulator, EmulatorOptions, parse_rules
+from adkvoice.emulator.speech import espeak_available, pocketsphinx_available
+from adkvoice.errors import EmulatorError
+
+from .emulator_support import (
+    MODEL_2X,
+    MODEL_3X,
+    MODELS,
+    STEP_TIMEOUT_S,
+    chunks,
+    running_emulator,
+    silence_16k,
+    utterance_16k,
+)
+
+pytestmark = pytest.mark.integration
+
+TIME_TOOL = types.Tool(
+    function_declarations=[types.FunctionDeclaration(name="get_current_time", description="now")]
+)
+GREETING = "Hello! I'm the adkvoice emulator"
+
+
+def config(modality: str = "TEXT", **kw: object) -> types.LiveConnectConfig:
+    return types.LiveConnectConfig(response_modalities=[types.Modality(modality)], **kw)  # type: ignore[arg-type]
+
+
+async def say(session: genai.live.AsyncSession, model: str, text: str) -> None:
+    """Send a user text turn the way ADK does for each model family."""
+    if model == MODEL_3X:
+        await session.send_realtime_input(text=text)
+    else:
+        await session.send_client_content(
+            turns=types.Content(role="user", parts=[types.Part(text=text)])
+        )
+
+
+async def one_turn(session: genai.live.AsyncSession) -> list[types.LiveServerMessage]:
+    """Messages up to and including the next turnComplete."""
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        return [msg async for msg in session.receive()]
+
+
+async def next_message(session: genai.live.AsyncSession) -> types.LiveServerMessage:
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        async for msg in session.receive():
+            return msg
+    raise AssertionError("the stream ended")
+
+
+def text_of(messages: list[types.LiveServerMessage]) -> str:
+    return "".join(m.text or "" for m in messages)
+
+
+def transcript_of(messages: list[types.LiveServerMessage]) -> str:
+    return "".join(
+        m.server_content.output_transcription.text or ""
+        for m in messages
+        if m.server_content and m.server_content.output_transcription
+    )
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_text_turn_streams_and_reports_usage(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        async with client.aio.live.connect(model=model, config=config("TEXT")) as session:
+            await say(session, model, "hello there")
+            messages = await one_turn(session)
+    text_chunks = [m.text for m in messages if m.text]
+    assert len(text_chunks) > 3  # streamed, not one blob
+    assert text_of(messages).startswith(GREETING)
+    last = messages[-1]
+    assert last.server_content
+    assert last.server_content.turn_complete
+    usage = last.usage_metadata
+    assert usage
+    assert usage.prompt_token_count
+    assert usage.response_token_count
+    assert usage.total_token_count == usage.prompt_token_count + usage.response_token_count
+    assert any(m.server_content and m.server_content.generation_complete for m in messages)
+    assert emu.stats.models == [f"models/{model}"]
+    assert emu.stats.turns_answered == 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_audio_reply_with_output_transcription(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    async with running_emulator(monkeypatch):
+        client = genai.Client()
+        cfg = config("AUDIO", output_audio_transcription=types.AudioTranscriptionConfig())
+        async with client.aio.live.connect(model=model, config=cfg) as session:
+            await say(session, model, "testing one two three")
+            messages = await one_turn(session)
+    audio = [m for m in messages if m.data]
+    pcm = b"".join(m.data or b"" for m in audio)
+    assert len(audio) > 5
+    assert len(pcm) % 2 == 0
+    assert 0.5 < len(pcm) / 2 / 24_000 < 5
+    parts = [p for m in audio for p in m.server_content.model_turn.parts]  # type: ignore[union-attr]
+    assert {p.inline_data.mime_type for p in parts} == {"audio/pcm;rate=24000"}  # type: ignore[union-attr]
+    assert transcript_of(messages) == "You said: testing one two three"
+    with_both = [m for m in audio if m.server_content.output_transcription]  # type: ignore[union-attr]
+    if model == MODEL_3X:
+        assert with_both  # 3.x: several parts (audio + transcription) in one event
+    else:
+        assert not with_both
+        finished = [
+            m for m in messages if m.server_content and m.server_content.output_transcription
+        ]
+        assert finished[-1].server_content.output_transcription.finished  # type: ignore[union-attr]
+    kinds = [
+        "gen" if m.server_content and m.server_content.generation_complete else "turn"
+        for m in messages[-2:]
+    ]
+    assert kinds == ["gen", "turn"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_audio_in_vad_transcription_and_reply(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", input_audio_transcription=types.AudioTranscriptionConfig())
+        async with client.aio.live.connect(model=model, config=cfg) as session:
+            for piece in chunks(silence_16k(0.3) + await utterance_16k() + silence_16k(0.7)):
+                blob = types.Blob(data=piece, mime_type="audio/pcm;rate=16000")
+                if model == MODEL_3X:  # what ADK sends for each family
+                    await session.send_realtime_input(audio=blob)
+                else:
+                    await session.send_realtime_input(media=blob)
+            messages = await one_turn(session)
+    heard = [
+        m.server_content.input_transcription
+        for m in messages
+        if m.server_content and m.server_content.input_transcription
+    ]
+    transcript = "".join(t.text or "" for t in heard)
+    assert transcript.startswith("[speech ")
+    assert transcript.endswith(" s]")
+    assert heard[-1].finished
+    if model == MODEL_3X:
+        assert len(heard) == 1  # 3.x: one final input transcription
+    assert text_of(messages) == f"You said: {transcript}"
+    assert emu.stats.utterances == 1
+    assert emu.stats.transcripts == [transcript]
+
+
+@pytest.mark.skipif(not pocketsphinx_available(), reason="pocketsphinx not installed")
+async def test_audio_in_with_pocketsphinx(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch, stt="pocketsphinx") as emu:
+        client = genai.Client()
+        cfg = config("TEXT", input_audio_transcription=types.AudioTranscriptionConfig())
+        async with client.aio.live.connect(model=MODEL_2X, config=cfg) as session:
+            audio = await utterance_16k("hello") + silence_16k(0.7)
+            await session.send_realtime_input(
+                media=types.Blob(data=audio, mime_type="audio/pcm;rate=16000")
+            )
+            messages = await one_turn(session)
+    [heard] = emu.stats.transcripts  # whatever pocketsphinx made of it, never empty
+    assert heard
+    assert emu.stats.user_texts == [heard]
+    assert messages[-1].server_content
+    assert messages[-1].server_content.turn_complete
+    assert text_of(messages)
+
+
+async def test_manual_activity_and_audio_stream_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        manual = config(
+            "TEXT",
+            realtime_input_config=types.RealtimeInputConfig(
+                automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
+            ),
+        )
+        async with client.aio.live.connect(model=MODEL_3X, config=manual) as session:
+            await session.send_realtime_input(activity_start=types.ActivityStart())
+            await session.send_realtime_input(
+                audio=types.Blob(data=silence_16k(0.5), mime_type="audio/pcm;rate=16000")
+            )
+            await session.send_realtime_input(activity_end=types.ActivityEnd())
+            assert text_of(await one_turn(session)) == "You said: [speech 0.5 s]"
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            # audioStreamEnd flushes speech the VAD has not closed yet.
+            await session.send_realtime_input(
+                media=types.Blob(data=await utterance_16k(), mime_type="audio/pcm;rate=16000")
+            )
+            await session.send_realtime_input(audio_stream_end=True)
+            assert text_of(await one_turn(session)).startswith("You said: [speech ")
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            await session.send_realtime_input(activity_start=types.ActivityStart())
+            with pytest.raises(errors.APIError) as info:
+                await one_turn(session)
+    assert info.value.code == 1007
+    assert "automaticActivityDetection.disabled" in str(info.value)
+    assert emu.stats.protocol_errors == 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_interruption_by_new_text_and_by_voice(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    async with running_emulator(monkeypatch, audio_pacing=1.0) as emu:
+        client = genai.Client()
+        async with client.aio.live.connect(model=model, config=config("AUDIO")) as session:
+            await say(session, model, "hello")
+            first = await next_message(session)
+            assert first.data
+            await say(session, model, "stop")
+            cut = await one_turn(session)
+            assert any(m.server_content and m.server_content.interrupted for m in cut)
+            reply = await one_turn(session)  # the answer to "stop", in real time again
+            assert reply[-1].server_content
+            assert reply[-1].server_content.turn_complete
+            await say(session, model, "hello again")
+            assert (await next_message(session)).data
+            # Loud audio while the model speaks: server VAD barges in.
+            loud = await utterance_16k("wait")
+            blob = types.Blob(data=loud, mime_type="audio/pcm;rate=16000")
+            if model == MODEL_3X:
+                await session.send_realtime_input(audio=blob)
+            else:
+                await session.send_realtime_input(media=blob)
+            cut = await one_turn(session)
+            assert any(m.server_content and m.server_content.interrupted for m in cut)
+    assert emu.stats.interruptions == 2
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_tool_call_round_trip(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", tools=[TIME_TOOL])
+        async with client.aio.live.connect(model=model, config=cfg) as session:
+            await say(session, model, "what time is it?")
+            call_msg = await next_message(session)
+            assert call_msg.tool_call
+            assert call_msg.tool_call.function_calls
+            [call] = call_msg.tool_call.function_calls
+            assert (call.name, call.args) == ("get_current_time", {})
+            if model == MODEL_2X:
+                # 2.x closes the model turn right after the call (ADK waits for this).
+                rest = await one_turn(session)
+                assert not rest[0].tool_call
+                assert rest[-1].server_content
+                assert rest[-1].server_content.turn_complete
+            await session.send_tool_response(
+                function_responses=[
+                    types.FunctionResponse(id=call.id, name=call.name, response={"time": "10:42"})
+                ]
+            )
+            answer = await one_turn(session)
+    assert text_of(answer) == "It is 10:42."
+    assert not any(m.tool_call for m in answer)
+    assert (emu.stats.tool_calls_sent, emu.stats.tool_responses_received) == (1, 1)
+
+
+async def test_undeclared_tool_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            await say(session, MODEL_2X, "what time is it?")
+            answer = await one_turn(session)
+    assert "does not declare it" in text_of(answer)
+    assert emu.stats.tool_calls_sent == 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_resumption_handle_restores_history(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", session_resumption=types.SessionResumptionConfig())
+        async with client.aio.live.connect(model=model, config=cfg) as session:
+            await say(session, model, "my name is Ada")
+            await one_turn(session)
+            update = (await next_message(session)).session_resumption_update
+            assert update
+            assert update.resumable
+            assert update.new_handle
+        resumed = config(
+            "TEXT", session_resumption=types.SessionResumptionConfig(handle=update.new_handle)
+        )
+        async with client.aio.live.connect(model=model, config=resumed) as session:
+            await say(session, model, "what did I say?")
+            assert text_of(await one_turn(session)) == "Before that you said: my name is Ada"
+        assert emu.stats.resumed_sessions == 1
+        bogus = config("TEXT", session_resumption=types.SessionResumptionConfig(handle="nope"))
+        with pytest.raises(errors.APIError) as info:
+            async with client.aio.live.connect(model=model, config=bogus):
+                pass
+    assert info.value.code == 1007
+    assert "resumption handle" in str(info.value)
+
+
+async def test_go_away_option_then_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch, go_away_after_s=0.2, go_away_time_left_s=0.3) as emu:
+        client = genai.Client()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            started = time.monotonic()
+            msg = await next_message(session)
+            assert msg.go_away
+            assert msg.go_away.time_left == "0.3s"
+            with pytest.raises(errors.APIError) as info:
+                await next_message(session)
+            assert time.monotonic() - started >= 0.45
+    assert info.value.code == 1000
+    assert emu.stats.go_aways_sent == 1
+
+
+async def test_go_away_now_with_and_without_handle(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", session_resumption=types.SessionResumptionConfig())
+        async with client.aio.live.connect(model=MODEL_2X, config=cfg) as session:
+            assert await emu.faults.go_away_now(5.0, send_handle=True) == 1
+            update = await next_message(session)
+            assert update.session_resumption_update
+            assert update.session_resumption_update.new_handle
+            assert (await next_message(session)).go_away
+        async with client.aio.live.connect(model=MODEL_2X, config=cfg) as session:
+            await emu.faults.go_away_now(5.0, send_handle=False)
+            assert (await next_message(session)).go_away
+    assert emu.stats.handles_issued == 1
+
+
+async def test_fault_close_1011_mid_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        emu.faults.close_mid_reply()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            await say(session, MODEL_2X, "one two three four five six")
+            first = await next_message(session)
+            assert first.text == "You said: one "
+            with pytest.raises(errors.APIError) as info:
+                await next_message(session)
+    assert info.value.code == 1011
+    assert "Internal error encountered." in str(info.value)
+    assert emu.stats.faults_fired == ["close-1011"]
+
+
+async def test_fault_tcp_drop(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        emu.faults.drop_mid_reply()
+        async with client.aio.live.connect(model=MODEL_3X, config=config("AUDIO")) as session:
+            await say(session, MODEL_3X, "hello")
+            assert (await next_message(session)).data
+            with pytest.raises(errors.APIError) as info:
+                await one_turn(session)
+    assert info.value.code == 1006  # no close frame: abnormal closure
+
+
+async def test_fault_malformed_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        emu.faults.malformed_next_reply()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            await say(session, MODEL_2X, "hello")
+            with pytest.raises(ValueError, match="Failed to parse response"):
+                await next_message(session)
+
+
+async def test_fault_delay_and_sticky(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        emu.faults.delay_next_reply(0.3)
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            started = time.monotonic()
+            await say(session, MODEL_2X, "hello")
+            await one_turn(session)
+            assert time.monotonic() - started >= 0.3
+            started = time.monotonic()
+            await say(session, MODEL_2X, "hello")
+            await one_turn(session)
+            assert time.monotonic() - started < 0.3  # one-shot: gone after one turn
+
+
+async def test_rule_triggered_fault_by_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            await say(session, MODEL_2X, "emulator fault close")
+            with pytest.raises(errors.APIError) as info:
+                await one_turn(session)
+    assert info.value.code == 1011
+    assert emu.stats.faults_fired == ["close-1011"]
+
+
+async def test_custom_rules_and_think_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = parse_rules('[[rule]]\nmatch = "ping"\nsay = "pong {turn}"\n')
+    async with running_emulator(monkeypatch, rules=rules, think_time_s=0.2) as emu:
+        client = genai.Client()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            started = time.monotonic()
+            await say(session, MODEL_2X, "ping")
+            assert text_of(await one_turn(session)) == "pong 1"
+            assert time.monotonic() - started >= 0.2
+            await say(session, MODEL_2X, "anything")
+            assert text_of(await one_turn(session)) == "You said: anything"
+    assert emu.stats.user_texts == ["ping", "anything"]
+
+
+async def test_model_rejected_like_gemini(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client(http_options=types.HttpOptions(api_version="v1alpha"))
+        with pytest.raises(errors.APIError) as info:
+            async with client.aio.live.connect(model="gemini-2.5-flash", config=config()):
+                pass
+    assert info.value.code == 1008
+    assert str(info.value).endswith(
+        "models/gemini-2.5-flash is not found for API version v1alpha, "
+        "or is not supported for bidiGenerateContent."
+    )
+    assert emu.stats.rejected_setups == 1
+
+
+async def test_explicit_ssl_context_and_unknown_path() -> None:
+    async with Emulator(EmulatorOptions(tts="synthetic", stt="placeholder")) as emu:
+        # The documented alternative to SSL_CERT_FILE: hand genai an SSL context.
+        client = genai.Client(
+            api_key="emulator",
+            http_options=types.HttpOptions(
+                base_url=emu.base_url, async_client_args={"ssl": emu.client_ssl_context()}
+            ),
+        )
+        async with client.aio.live.connect(model=MODEL_2X, config=config("TEXT")) as session:
+            await say(session, MODEL_2X, "hi")
+            assert text_of(await one_turn(session)).startswith(GREETING)
+        wss = emu.base_url.replace("https://", "wss://")
+        async with ws_connect(f"{wss}/ws/other", ssl=emu.client_ssl_context()) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1008
+        assert "Unknown path /ws/other" in info.value.rcvd.reason
+        path = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+        async with ws_connect(f"{wss}{path}", ssl=emu.client_ssl_context()) as ws:
+            await ws.send(json.dumps({"client_content": {"turns": []}}))
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1007
+        assert "first message must be setup" in info.value.rcvd.reason
+        async with ws_connect(f"{wss}{path}", ssl=emu.client_ssl_context()) as ws:
+            await ws.send(json.dumps({"setup": {"model": f"models/{MODEL_2X}"}}))
+            assert json.loads(await ws.recv()) == {"setupComplete": {}}
+            await ws.send("{not json")
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1007
+        assert "not valid JSON" in info.value.rcvd.reason
+
+
+async def test_lifecycle_env_and_busy_port(tmp_path: Path) -> None:
+    emu = Emulator(EmulatorOptions(cert_dir=tmp_path / "certs"))
+    with pytest.raises(EmulatorError, match="not running"):
+        _ = emu.port
+    async with emu:
+        env = emu.client_env()
+        assert env["GOOGLE_GEMINI_BASE_URL"] == f"https://127.0.0.1:{emu.port}"
+        assert env["GOOGLE_API_KEY"] == "emulator"
+        assert env["GOOGLE_GENAI_USE_VERTEXAI"] == "FALSE"
+        bundle = Path(env["SSL_CERT_FILE"])
+        assert bundle == emu.ca_bundle
+        assert bundle.parent == tmp_path / "certs"
+        bundle_text = await asyncio.to_thread(bundle.read_text)
+        assert await asyncio.to_thread(emu.ca_cert.read_text) in bundle_text
+        assert bundle_text.count("BEGIN CERTIFICATE") > 10  # the system CAs too
+        with pytest.raises(EmulatorError, match="already running"):
+            await emu.start()
+        busy = Emulator(EmulatorOptions(port=emu.port))
+        with pytest.raises(EmulatorError) as info:
+            await busy.start()
+        assert str(info.value).startswith(f"port {emu.port} on 127.0.0.1 is busy")
+        assert "\n" not in str(info.value)
+    assert not emu.running
+    default = Emulator()
+    await default.start()
+    own_dir = default.ca_bundle.parent
+    await default.stop()
+    assert not own_dir.exists()  # the temp cert dir is ours to remove
+    # A free port is also reusable right after stop.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+
+
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
+async def test_espeak_voice(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_emulator(monkeypatch, tts="espeak"):
+        client = genai.Client()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("AUDIO")) as session:
+            await say(session, MODEL_2X, "hello")
+            messages = await one_turn(session)
+    pcm = b"".join(m.data or b"" for m in messages)
+    assert len(pcm) / 2 / 24_000 > 1.0

@@ -1,0 +1,172 @@
+"""Emulator reply rules, templates, fault queueing and model-name rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.adk.utils import model_name_utils
+
+from adkvoice.emulator import FAULT_NAMES, Fault, FaultController, default_rules, load_rules
+from adkvoice.emulator.models import is_gemini_3_live, is_live_model, rejection_reason
+from adkvoice.emulator.rules import TemplateContext, parse_rules, render, render_value
+from adkvoice.errors import ConfigError
+
+
+def test_default_rules() -> None:
+    rules = default_rules()
+    greeting = rules.match("Hello there")
+    assert greeting.say
+    assert "emulator" in greeting.say
+    assert rules.match("hi!").say == greeting.say
+    assert rules.match("this is high").say == "You said: {text}"  # word boundary
+    time = rules.match("Hey, what time is it?")  # the time rule comes first: first match wins
+    assert time.call == "get_current_time"
+    time = rules.match("What time is it?")
+    assert (time.call, time.say) == ("get_current_time", "It is {result}.")
+    assert rules.match("what's the date today").call == "get_current_time"
+    assert rules.match("what did I say").say == "Before that you said: {previous}"
+    assert rules.match("lorem ipsum").say == "You said: {text}"
+    faults = {rules.match(f"emulator fault {name}").fault for name in ("close", "drop", "delay")}
+    assert faults == {"close-1011", "drop", "delay"}
+    assert rules.match("emulator fault malformed").fault == "malformed"
+    assert rules.match("Emulator fault go away").fault == "go-away"
+    assert rules.match("please do not emulator fault drop").fault is None  # anchored
+
+
+def test_render_placeholders() -> None:
+    ctx = TemplateContext(text="hi", previous="before", turn=3, model="m", result=None)
+    assert render("{text}|{previous}|{turn}|{model}", ctx) == "hi|before|3|m"
+    assert render("{{text}} {text}", ctx) == "{text} hi"
+    assert render("{result}", ctx) == "(no result)"
+    with_result = TemplateContext(
+        result={"time": "10:42", "zone": {"name": "UTC"}}, has_result=True
+    )
+    assert render("{result}", with_result) == "time: 10:42, zone: UTC"
+    assert render("{result.time} {result.zone.name} {result.nope}", with_result) == (
+        "10:42 UTC nothing"
+    )
+    wrapped = TemplateContext(result={"result": {"time": "9"}}, has_result=True)
+    assert render("{result} / {result.time}", wrapped) == "9 / 9"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "nothing"),
+        (True, "yes"),
+        (3, "3"),
+        (2.5, "2.5"),
+        ("x", "x"),
+        ([1, "a"], "1, a"),
+        ({"result": "ok"}, "ok"),
+        ({"a": 1, "b": [2, 3]}, "a: 1, b: 2, 3"),
+    ],
+)
+def test_render_value(value: object, text: str) -> None:
+    assert render_value(value) == text
+
+
+def test_parse_rules_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        'fallback = "Pardon? {text}"\n'
+        "[[rule]]\n"
+        'match = "weather in (\\\\w+)"\n'
+        'call = "get_weather"\n'
+        'args = { city = "{text}", days = 2 }\n'
+        'say = "Weather: {result.summary}"\n'
+        "[[rule]]\n"
+        'match = "slow"\n'
+        'fault = "delay"\n'
+        "seconds = 0.5\n",
+        encoding="utf-8",
+    )
+    rules = load_rules(path)
+    weather = rules.match("What's the WEATHER in Paris")
+    assert weather.call == "get_weather"
+    assert dict(weather.args) == {"city": "{text}", "days": 2}
+    slow = rules.match("slow please")
+    assert (slow.fault, slow.seconds, slow.say) == ("delay", 0.5, None)
+    assert rules.match("nothing").say == "Pardon? {text}"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[[rule]\n", "not valid TOML"),
+        ("rules = 1\n", "unknown top-level key 'rules'"),
+        ("[rule]\nmatch='x'\nsay='y'\n", "[[rule]] tables"),
+        ("[[rule]]\nsay='y'\n", "rule 1: 'match'"),
+        ("[[rule]]\nmatch='('\nsay='y'\n", "rule 1: 'match' is not a valid regular expression"),
+        ("[[rule]]\nmatch='x'\n", "rule 1: needs 'say', 'call' or 'fault'"),
+        (
+            "[[rule]]\nmatch='x'\nsay='y'\n[[rule]]\nmatch='x'\nsai='y'\n",
+            "rule 2: unknown key 'sai'",
+        ),
+        ("[[rule]]\nmatch='x'\nfault='explode'\n", "unknown fault 'explode'"),
+        ("[[rule]]\nmatch='x'\nsay='{result}'\n", "only available in rules that `call`"),
+        ("[[rule]]\nmatch='x'\nsay='{who}'\n", "unknown placeholder {who}"),
+        ("[[rule]]\nmatch='x'\nsay='a { b'\n", "stray '{'"),
+        ("[[rule]]\nmatch='x'\nsay='y'\nseconds=1\n", "'seconds' only applies"),
+        ("[[rule]]\nmatch='x'\nfault='delay'\nseconds=-1\n", "non-negative"),
+        ("[[rule]]\nmatch='x'\ncall='f'\nfault='drop'\n", "either 'call' or 'fault'"),
+        ("[[rule]]\nmatch='x'\nsay='y'\nargs={a=1}\n", "'args' needs 'call'"),
+        ("fallback = '{result}'\n", "only available in rules that `call`"),
+    ],
+)
+def test_bad_rules_raise_config_error(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_rules(text, "r.toml")
+    assert fragment in str(info.value)
+    assert "r.toml" in str(info.value)
+
+
+def test_load_rules_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read rules file"):
+        load_rules(tmp_path / "nope.toml")
+
+
+def test_fault_controller_one_shot_and_sticky() -> None:
+    faults = FaultController()
+    faults.delay_next_reply(0.5)
+    faults.drop_mid_reply(sticky=True)
+    assert [f.kind for f in faults.take_for_turn()] == ["delay", "drop"]
+    assert [f.kind for f in faults.take_for_turn()] == ["drop"]
+    faults.close_mid_reply(code=1013, reason="busy")
+    faults.malformed_next_reply()
+    faults.go_away_after_reply(2.0)
+    assert faults.pending[0] == Fault("close-1011", code=1013, reason="busy")
+    assert {f.kind for f in faults.pending} == {"close-1011", "malformed", "go-away", "drop"}
+    faults.clear()
+    assert faults.take_for_turn() == []
+    assert set(FAULT_NAMES) == {"close-1011", "drop", "delay", "malformed", "go-away"}
+
+
+NAMES = [
+    "gemini-2.0-flash-live-001",
+    "models/gemini-live-2.5-flash-preview",
+    "gemini-2.5-flash-native-audio-preview-12-2025",
+    "gemini-3.1-flash-live-preview",
+    "models/gemini-3.1-flash-live-preview",
+    "gemini-3.5-live-translate-preview",
+    "gemini-3.8-live",
+    "gemini-2.5-flash",
+    "gemini-3-pro-preview",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gemini_3_family_matches_adk(name: str) -> None:
+    assert is_gemini_3_live(name) == model_name_utils._is_gemini_3_x_live(name)
+
+
+def test_live_model_rule() -> None:
+    accepted = [n for n in NAMES if is_live_model(n)]
+    assert "gemini-2.5-flash" not in accepted
+    assert "gemini-3-pro-preview" not in accepted
+    assert len(accepted) == len(NAMES) - 2
+    assert rejection_reason("models/gemini-2.5-flash", "v1alpha") == (
+        "models/gemini-2.5-flash is not found for API version v1alpha, "
+        "or is not supported for bidiGenerateContent."
+    )

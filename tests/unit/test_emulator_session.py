@@ -1,0 +1,252 @@
+"""The emulator's per-connection state machine, driven without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from adkvoice.emulator import FaultController, default_rules, frames
+from adkvoice.emulator import protocol as p
+from adkvoice.emulator.session import Conversation, Session, SessionOptions, TransportClosed
+from adkvoice.emulator.speech import PlaceholderStt, SyntheticTts
+from adkvoice.emulator.stats import EmulatorStats
+from adkvoice.errors import ProtocolError
+
+MODEL_2 = "models/gemini-2.0-flash-live-001"
+MODEL_3 = "models/gemini-3.1-flash-live-preview"
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+        self.closed: tuple[int, str] | None = None
+        self.aborted = False
+
+    async def send(self, data: str) -> None:
+        if self.closed or self.aborted:
+            raise TransportClosed
+        try:
+            self.frames.append(json.loads(data))
+        except json.JSONDecodeError:
+            self.frames.append(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def texts(self) -> str:
+        return "".join(
+            part["text"]
+            for f in self.frames
+            if isinstance(f, dict)
+            for part in f.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
+            if "text" in part
+        )
+
+    def count(self, pred: Callable[[Any], bool]) -> int:
+        return sum(1 for f in self.frames if isinstance(f, dict) and pred(f))
+
+
+def turn_completes(f: Any) -> bool:
+    return bool(f.get("serverContent", {}).get("turnComplete"))
+
+
+class Harness:
+    def __init__(self, setup: p.Setup) -> None:
+        self.transport = FakeTransport()
+        self.stats = EmulatorStats()
+        self.faults = FaultController()
+        self.handles: dict[str, Conversation] = {}
+        self.session = Session(
+            setup,
+            transport=self.transport,
+            rules=default_rules(),
+            tts=SyntheticTts(),
+            stt=PlaceholderStt(),
+            faults=self.faults,
+            stats=self.stats,
+            handles=self.handles,
+            options=SessionOptions(),
+        )
+
+    async def send(self, msg: p.ClientMessage) -> None:
+        await self.session.handle(msg)
+
+    async def until(self, pred: Callable[[], bool]) -> None:
+        async with asyncio.timeout(3.0):
+            while not pred():  # noqa: ASYNC110 - polling plain counters is the point here
+                await asyncio.sleep(0.005)
+
+    async def idle(self) -> None:
+        """Let every runnable task finish its current work."""
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+
+def text_setup(model: str = MODEL_2, **kw: Any) -> p.Setup:
+    return p.Setup(model=model, response_modality="TEXT", **kw)
+
+
+def user(text: str) -> p.ClientContent:
+    return p.ClientContent((p.Turn("user", text),), turn_complete=True)
+
+
+async def test_text_turn_streams_chunks_then_completes() -> None:
+    h = Harness(text_setup())
+    await h.send(user("one two three four five six seven"))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.transport.texts() == "You said: one two three four five six seven"
+    chunks = h.transport.count(lambda f: "modelTurn" in f.get("serverContent", {}))
+    assert chunks == 3
+    assert h.transport.frames[-2] == frames.generation_complete()
+    last = h.transport.frames[-1]
+    assert last["serverContent"] == {"turnComplete": True}
+    assert last["usageMetadata"]["totalTokenCount"] > 0
+    assert h.session.conversation.history[-1].role == "model"
+
+
+@pytest.mark.parametrize(("model", "answers"), [(MODEL_2, True), (MODEL_3, False)])
+async def test_initial_history_phase(model: str, answers: bool) -> None:
+    h = Harness(text_setup(model, initial_history_in_client_content=True))
+    await h.send(
+        p.ClientContent(
+            (p.Turn("user", "hi"), p.Turn("model", "Hello!"), p.Turn("user", "what did I say")),
+            turn_complete=True,
+        )
+    )
+    await h.idle()
+    assert (h.stats.turns_answered == 1) is answers
+    if not answers:
+        await h.send(p.RealtimeInput(text="."))  # what ADK sends to nudge 3.x
+        await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.transport.texts() == "Before that you said: hi"
+    assert [t.text for t in h.session.conversation.history].count(".") == 0
+
+
+async def test_nudge_without_pending_user_turn_does_nothing() -> None:
+    h = Harness(text_setup(MODEL_3, initial_history_in_client_content=True))
+    await h.send(p.ClientContent((p.Turn("user", "a"), p.Turn("model", "b")), turn_complete=False))
+    await h.send(p.RealtimeInput(text="."))
+    await h.idle()
+    assert h.transport.frames == []
+    assert len(h.session.conversation.history) == 2
+
+
+async def test_activity_signals_need_manual_detection() -> None:
+    h = Harness(text_setup())
+    with pytest.raises(ProtocolError, match=r"automaticActivityDetection\.disabled"):
+        await h.send(p.RealtimeInput(activity_start=True))
+
+
+async def test_media_chunks_refused_for_gemini_3() -> None:
+    h = Harness(text_setup(MODEL_3))
+    chunk = p.AudioChunk(b"\x00\x00" * 160, 16000)
+    with pytest.raises(ProtocolError, match=r"send realtimeInput\.audio"):
+        await h.send(p.RealtimeInput(audio=(chunk,), used_media_chunks=True))
+    await h.send(p.RealtimeInput(audio=(chunk,)))  # the 3.x field is fine
+
+
+async def test_second_setup_is_an_error() -> None:
+    h = Harness(text_setup())
+    with pytest.raises(ProtocolError, match="only be sent once"):
+        await h.send(text_setup())
+
+
+@pytest.mark.parametrize("model", [MODEL_2, MODEL_3])
+async def test_manual_activity_transcribes_and_answers(model: str) -> None:
+    setup = text_setup(
+        model,
+        input_transcription=True,
+        activity_detection=p.ActivityDetection(disabled=True),
+    )
+    h = Harness(setup)
+    speech = p.AudioChunk(b"\x10\x20" * 16000, 16000)  # 1 s
+    await h.send(p.RealtimeInput(audio=(speech,)))  # before activityStart: ignored
+    await h.send(p.RealtimeInput(activity_start=True))
+    await h.send(p.RealtimeInput(audio=(speech,)))
+    await h.send(p.RealtimeInput(activity_end=True))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    transcriptions = [
+        f["serverContent"]["inputTranscription"]
+        for f in h.transport.frames
+        if "inputTranscription" in f.get("serverContent", {})
+    ]
+    text = "[speech 1.0 s]"
+    if model == MODEL_3:
+        assert transcriptions == [{"text": text, "finished": True}]
+    else:
+        assert "".join(t["text"] for t in transcriptions) == text
+        assert [t.get("finished", False) for t in transcriptions] == [False, True]
+    assert h.transport.texts() == f"You said: {text}"
+    assert h.stats.utterances == 1
+
+
+async def test_tool_response_with_unknown_id_is_counted_not_used() -> None:
+    h = Harness(text_setup())
+    await h.send(p.ToolResponse((p.FunctionResponse("nope", "f", {}),)))
+    assert (h.stats.tool_responses_received, h.stats.unmatched_tool_responses) == (0, 1)
+
+
+async def test_interrupting_a_gemini_3_tool_wait_cancels_the_call() -> None:
+    h = Harness(text_setup(MODEL_3, function_names=("get_current_time",)))
+    await h.send(user("what time is it"))
+    await h.until(lambda: h.stats.tool_calls_sent == 1)
+    call_id = h.transport.frames[0]["toolCall"]["functionCalls"][0]["id"]
+    assert h.transport.count(turn_completes) == 0  # 3.x waits for the tool response
+    await h.send(user("never mind"))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert frames.tool_call_cancellation([call_id]) in h.transport.frames
+    assert frames.interrupted() in h.transport.frames
+    assert h.transport.texts() == "You said: never mind"
+    await h.send(p.ToolResponse((p.FunctionResponse(call_id, "get_current_time", {}),)))
+    assert h.stats.unmatched_tool_responses == 1
+    assert h.stats.interruptions == 1
+
+
+async def test_gemini_2_tool_call_completes_the_turn_first() -> None:
+    h = Harness(text_setup(MODEL_2, function_names=("get_current_time",)))
+    await h.send(user("what time is it"))
+    await h.until(lambda: h.stats.tool_calls_sent == 1)
+    await h.idle()
+    assert h.transport.count(turn_completes) == 1
+    call_id = h.transport.frames[0]["toolCall"]["functionCalls"][0]["id"]
+    await h.send(p.ToolResponse((p.FunctionResponse(call_id, "get_current_time", {"t": "9"}),)))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.transport.texts() == "It is 9."
+    assert h.transport.count(turn_completes) == 2
+
+
+async def test_undeclared_tool_is_explained() -> None:
+    h = Harness(text_setup(MODEL_2))
+    await h.send(user("what time is it"))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.stats.tool_calls_sent == 0
+    assert "does not declare it" in h.transport.texts()
+
+
+async def test_mid_turn_resumption_updates_when_enabled() -> None:
+    h = Harness(text_setup(resumption=True))
+    h.faults.mid_turn_resumption_updates = True
+    await h.send(user("hello"))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.transport.frames[0] == frames.resumption_update(None, resumable=False)
+    update = h.transport.frames[-1]["sessionResumptionUpdate"]
+    assert update["resumable"] is True
+    assert h.handles[update["newHandle"]].history == h.session.conversation.history
+
+
+async def test_close_fault_stops_the_reply_after_one_chunk() -> None:
+    h = Harness(text_setup())
+    h.faults.close_mid_reply()
+    await h.send(user("one two three four five six seven"))
+    await h.until(lambda: h.transport.closed is not None)
+    assert h.transport.closed == (1011, "Internal error encountered.")
+    assert h.transport.texts() == "You said: one "
+    assert h.stats.faults_fired == ["close-1011"]
+    await h.session.shutdown()

@@ -1,0 +1,112 @@
+"""Views rendered into StringIO: what a user sees for each kind of event."""
+
+import io
+import json
+
+from rich.console import Console
+
+from adkvoice import events as ev
+from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, format_call, format_value
+
+
+def _rich() -> tuple[RichChatView, io.StringIO]:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, color_system=None, force_terminal=False)
+    return RichChatView(console), buffer
+
+
+def test_streamed_text_is_shown_once() -> None:
+    view, out = _rich()
+    view.user_turn("hello")
+    for delta in ("Hel", "lo ", "there"):
+        view.handle(ev.AgentText(text=delta, partial=True))
+    view.handle(ev.AgentText(text="Hello there", partial=False))
+    view.handle(ev.Usage(prompt_tokens=1, response_tokens=2, total_tokens=3))
+    view.handle(ev.TurnComplete())
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "agent › Hello there"
+    assert lines[1].startswith("── ")
+    assert "3 tokens" in lines[1]
+    assert out.getvalue().count("Hello there") == 1
+
+
+def test_whole_text_without_deltas_is_printed() -> None:
+    view, out = _rich()
+    view.user_turn("hi")
+    view.handle(ev.AgentText(text="Hi!", partial=False))
+    view.handle(ev.TurnComplete())
+    assert out.getvalue().splitlines()[0] == "agent › Hi!"
+
+
+def test_tool_call_shows_name_args_result_and_duration() -> None:
+    view, out = _rich()
+    view.user_turn("time?")
+    view.handle(ev.ToolCall(call_id="1", name="get_current_time", args={"timezone": "UTC"}))
+    view.handle(
+        ev.ToolResult(
+            call_id="1", name="get_current_time", response={"time": "10:00"}, duration_s=0.004
+        )
+    )
+    view.handle(ev.AgentText(text="It is 10:00.", partial=False))
+    view.handle(ev.TurnComplete())
+    text = out.getvalue()
+    assert '⚙ get_current_time(timezone="UTC")' in text
+    assert '↳ {"time": "10:00"} · 4 ms' in text
+    assert "agent › It is 10:00." in text
+
+
+def test_interruption_and_speech_transcripts() -> None:
+    view, out = _rich()
+    view.user_turn("talk")
+    view.handle(ev.Transcript(speaker="agent", text="Once upon", finished=False))
+    view.handle(ev.AgentAudio(pcm=b"\x00\x00" * 24_000))
+    view.handle(ev.Interrupted())
+    view.handle(ev.Transcript(speaker="user", text="stop", finished=True))
+    view.handle(ev.TurnComplete())
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "agent 🔊 Once upon"
+    assert lines[1] == "⏹ interrupted"
+    assert lines[2] == "you 🎙 stop"
+    assert "1.0 s of speech" in lines[3]
+
+
+def test_notices_and_errors() -> None:
+    view, out = _rich()
+    view.handle(ev.Notice(message="reconnecting", level="warning"))
+    view.handle(ev.ErrorEvent(message="model blocked the reply"))
+    assert out.getvalue().splitlines() == ["! reconnecting", "✗ model blocked the reply"]
+
+
+def test_plain_view_prints_only_replies() -> None:
+    out = io.StringIO()
+    view = PlainChatView(out)
+    view.user_turn("hello")
+    view.handle(ev.AgentText(text="Hel", partial=True))
+    view.handle(ev.AgentText(text="lo", partial=True))
+    view.handle(ev.AgentText(text="Hello", partial=False))
+    view.handle(ev.TurnComplete())
+    view.user_turn("time?")
+    view.handle(ev.ToolCall(call_id="1", name="t", args={}))
+    view.handle(ev.ToolResult(call_id="1", name="t", response={}, duration_s=None))
+    view.handle(ev.Transcript(speaker="agent", text="It is noon.", finished=True))
+    view.handle(ev.TurnComplete())
+    view.close()
+    assert out.getvalue() == "Hello\nIt is noon.\n"
+    assert "\x1b" not in out.getvalue()
+
+
+def test_json_lines_view_writes_one_object_per_event() -> None:
+    out = io.StringIO()
+    view = JsonLinesView(out)
+    view.user_turn("hi")
+    view.handle(ev.AgentText(text="Hi", partial=False))
+    view.handle(ev.TurnComplete())
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["type"] for r in records] == ["user_text", "agent_text", "turn_complete"]
+
+
+def test_value_formatting_is_bounded() -> None:
+    assert format_call("f", {"a": 1, "b": "x"}) == 'f(a=1, b="x")'
+    long = format_value({"k": "v" * 500})
+    assert len(long) == 120
+    assert long.endswith("…")
