@@ -17,10 +17,11 @@ _MEANINGS: dict[int, str] = {
 
 
 def describe_close(code: int | None, reason: str = "") -> str:
-    """`1011 (the server hit an internal error mid-conversation): <reason>`."""
+    """`the server hit an internal error mid-conversation (close code 1011: <reason>)`."""
     if code is None:
         return reason or "the connection closed"
     meaning = _MEANINGS.get(code, "unexpected close")
-    text = f"close code {code} ({meaning})"
     reason = reason.strip()
-    return f"{text}: {reason}" if reason else text
+    if code == 1006:
+        reason = ""  # the client made this reason up; the meaning says it all
+    return f"{meaning} (close code {code}: {reason})" if reason else f"{meaning} (close code {code})"

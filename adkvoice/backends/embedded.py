@@ -52,9 +52,15 @@ def translate_exception(exc: BaseException, model: str) -> BackendError:
             return BackendError(f"Google rejected the credentials: {message}")
         if code in (1006, 1011, 1012, 1013, 1001):
             return ConnectionLostError(
-                f"the connection to the model was lost: {describe_close(code, message)}"
+                f"lost the connection to the model: {describe_close(code, message)}"
             )
         return BackendError(f"the model ended the session: {describe_close(code, message)}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or str(exc)
+        return BackendError(
+            f"the model endpoint's TLS certificate was not trusted ({why}); for a private CA "
+            "set SSL_CERT_FILE to a bundle that holds it"
+        )
     if isinstance(exc, ssl.SSLError):
         return BackendError(f"TLS failed talking to the model: {exc.reason or exc}")
     if isinstance(exc, ConnectionRefusedError):

@@ -21,8 +21,8 @@ A rules file is TOML::
 
 First match wins. Templates may use {text} (what the user said), {previous} (what they
 said the turn before), {turn} (1-based user turn number), {model}, and after a call
-{result} (the tool response rendered readably) or {result.field}. Write {{ and }} for
-literal braces.
+{result} (the tool response rendered readably) or {result.field}. Alternatives such as
+{result.time|result} use the first one present. Write {{ and }} for literal braces.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 DEFAULT_FALLBACK = "You said: {text}"
 TEMPLATE_ROOTS = ("text", "previous", "turn", "model", "result")
 _RULE_KEYS = {"match", "say", "call", "args", "fault", "seconds"}
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}|[{}]")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
+# {name}, {result.a.b}, or alternatives {result.time|result}: the first one present wins.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + _NAME + r"(?:\|" + _NAME + r")*)\}|[{}]")
 
 
 @dataclass(frozen=True)
@@ -114,23 +116,29 @@ def render(template: str, ctx: TemplateContext) -> str:
         token = match.group(0)
         if token in ("{{", "}}"):
             return token[0]
-        name = match.group(1)
-        if name is None:
+        names = match.group(1)
+        if names is None:
             return token  # a lone brace: validated away at load time, keep it verbatim
-        root, *path = name.split(".")
-        if root == "result":
-            if not ctx.has_result:
-                return "(no result)"
-            return render_value(_lookup(ctx.result, path) if path else ctx.result)
-        if path:
-            return token
-        values = {
-            "text": ctx.text,
-            "previous": ctx.previous,
-            "turn": str(ctx.turn),
-            "model": ctx.model,
-        }
-        return values.get(root, token)
+        alternatives = names.split("|")
+        for index, name in enumerate(alternatives):
+            root, *path = name.split(".")
+            if root == "result":
+                if not ctx.has_result:
+                    return "(no result)"
+                value = _lookup(ctx.result, path) if path else ctx.result
+                if value is None and index < len(alternatives) - 1:
+                    continue  # this field is absent: try the next alternative
+                return render_value(value)
+            if path:
+                return token
+            values = {
+                "text": ctx.text,
+                "previous": ctx.previous,
+                "turn": str(ctx.turn),
+                "model": ctx.model,
+            }
+            return values.get(root, token)
+        return token
 
     return _PLACEHOLDER.sub(substitute, template)
 
@@ -140,17 +148,20 @@ def check_template(template: str, *, allow_result: bool, where: str) -> None:
         token = match.group(0)
         if token in ("{{", "}}"):
             continue
-        name = match.group(1)
-        if name is None:
+        names = match.group(1)
+        if names is None:
             raise ConfigError(f"{where}: stray {token!r}; write {token * 2} for a literal brace")
-        root, *path = name.split(".")
-        if root not in TEMPLATE_ROOTS or (path and root != "result"):
-            raise ConfigError(
-                f"{where}: unknown placeholder {{{name}}}; use one of "
-                + ", ".join(f"{{{r}}}" for r in TEMPLATE_ROOTS)
-            )
-        if root == "result" and not allow_result:
-            raise ConfigError(f"{where}: {{result}} is only available in rules that `call` a tool")
+        for name in names.split("|"):
+            root, *path = name.split(".")
+            if root not in TEMPLATE_ROOTS or (path and root != "result"):
+                raise ConfigError(
+                    f"{where}: unknown placeholder {{{name}}}; use one of "
+                    + ", ".join(f"{{{r}}}" for r in TEMPLATE_ROOTS)
+                )
+            if root == "result" and not allow_result:
+                raise ConfigError(
+                    f"{where}: {{result}} is only available in rules that `call` a tool"
+                )
 
 
 def _parse_rule(raw: Any, where: str) -> Rule:

@@ -23,7 +23,7 @@ def test_default_rules() -> None:
     time = rules.match("Hey, what time is it?")  # the time rule comes first: first match wins
     assert time.call == "get_current_time"
     time = rules.match("What time is it?")
-    assert (time.call, time.say) == ("get_current_time", "It is {result}.")
+    assert (time.call, time.say) == ("get_current_time", "It is {result.time|result}.")
     assert rules.match("what's the date today").call == "get_current_time"
     assert rules.match("what did I say").say == "Before that you said: {previous}"
     assert rules.match("lorem ipsum").say == "You said: {text}"
@@ -46,6 +46,8 @@ def test_render_placeholders() -> None:
     assert render("{result.time} {result.zone.name} {result.nope}", with_result) == (
         "10:42 UTC nothing"
     )
+    assert render("{result.clock|result.time|result}", with_result) == "10:42"
+    assert render("{result.clock|result}", with_result) == "time: 10:42, zone: UTC"
     wrapped = TemplateContext(result={"result": {"time": "9"}}, has_result=True)
     assert render("{result} / {result.time}", wrapped) == "9 / 9"
 

@@ -1,0 +1,124 @@
+"""How `adkvoice chat` ends when things go wrong: one line, a distinct exit code.
+
+Faults are triggered the way a user would, by typing the emulator's fault phrases.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import IO
+
+import pytest
+
+from tests.integration.conftest import RunCli, clean_env
+
+pytestmark = pytest.mark.integration
+
+
+def _error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("adkvoice:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("emulator fault drop", "dropped without a close frame"),
+        ("emulator fault close", "internal error"),
+        ("emulator fault malformed", "malformed message"),
+    ],
+)
+def test_connection_failures(run_cli: RunCli, phrase: str, expected: str) -> None:
+    result = run_cli(["chat", "--text"], stdin=f"{phrase}\nhello\n")
+    assert result.returncode == 6, result.stderr
+    assert expected in _error_line(result.stderr)
+
+
+def test_timeout_bounds_a_turn(run_cli: RunCli) -> None:
+    started = time.monotonic()
+    result = run_cli(["chat", "--text", "--timeout", "1"], stdin="emulator fault delay\n")
+    assert result.returncode == 8, result.stderr
+    assert "within 1 s (--timeout)" in _error_line(result.stderr)
+    assert time.monotonic() - started < 5  # the 5 s delay was not waited out
+
+
+def test_go_away_is_survived_with_resumption(run_cli: RunCli) -> None:
+    result = run_cli(["chat", "--text"], stdin="emulator fault go away\nhello\nwhat did I say?\n")
+    assert result.returncode == 0, result.stderr
+    replies = result.stdout.splitlines()
+    assert len(replies) == 3, result.stdout
+    assert "hello" in replies[2].lower()  # the conversation carried on after the reconnect
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_end_the_session_cleanly(sig: signal.Signals, code: int) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "adkvoice", "chat", "--text"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write("hello\n")
+        proc.stdin.flush()
+        first_reply = proc.stdout.readline()  # the session is live
+        assert first_reply.strip()
+        proc.send_signal(sig)
+        try:
+            _, stderr = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+
+
+def test_standalone_emulator_serves_any_adk_app(run_cli: RunCli) -> None:
+    """`adkvoice emulator` prints the variables that point an ADK app at it; an app run
+    with them (here adkvoice itself, forced to the Gemini path) talks to it."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "adkvoice", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    ) as server:
+        try:
+            assert server.stdout is not None
+            exports = _read_exports(server.stdout)
+            assert set(exports) >= {"GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "SSL_CERT_FILE"}
+            assert os.path.exists(exports["SSL_CERT_FILE"])
+            result = run_cli(
+                ["chat", "--text", "--backend", "gemini"], stdin="hello\n", env=exports
+            )
+            assert result.returncode == 0, result.stderr
+            assert "emulator" in result.stdout.lower()  # the emulator's greeting
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=10)
+            finally:
+                server.kill()
+    assert server.returncode == 0
+
+
+def _read_exports(stream: IO[str]) -> dict[str, str]:
+    exports: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while "SSL_CERT_FILE" not in exports and time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        match = re.match(r"\s*export (\w+)=(.*)$", line)
+        if match:
+            exports[match.group(1)] = match.group(2)
+    return exports
