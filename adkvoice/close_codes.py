@@ -24,4 +24,6 @@ def describe_close(code: int | None, reason: str = "") -> str:
     reason = reason.strip()
     if code == 1006:
         reason = ""  # the client made this reason up; the meaning says it all
-    return f"{meaning} (close code {code}: {reason})" if reason else f"{meaning} (close code {code})"
+    return (
+        f"{meaning} (close code {code}: {reason})" if reason else f"{meaning} (close code {code})"
+    )

@@ -56,13 +56,15 @@ def translate_exception(exc: BaseException, model: str) -> BackendError:
             )
         return BackendError(f"the model ended the session: {describe_close(code, message)}")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        why = exc.verify_message or str(exc)
+        why = getattr(exc, "verify_message", None) or str(exc)
         return BackendError(
             f"the model endpoint's TLS certificate was not trusted ({why}); for a private CA "
             "set SSL_CERT_FILE to a bundle that holds it"
         )
     if isinstance(exc, ssl.SSLError):
-        return BackendError(f"TLS failed talking to the model: {exc.reason or exc}")
+        return BackendError(
+            f"TLS failed talking to the model: {getattr(exc, 'reason', None) or exc}"
+        )
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionLostError("cannot reach the Live API endpoint: connection refused")
     if isinstance(exc, OSError):
