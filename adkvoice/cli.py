@@ -151,14 +151,15 @@ def chat(
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Type to an agent; it answers as it streams.
+    """Type to an agent; its replies stream as they are generated.
 
-    Each line is a turn. From a terminal the reply streams with tool calls and turn
-    timings; from a pipe each input line is a turn and only the replies are printed:
+    Each line you type is a turn. In a terminal, replies stream with tool calls (arguments, result, duration) and a timing line per turn. From a pipe, each input line is a turn and only the replies are printed, one line each:
 
-        echo "what time is it?" | adkvoice chat --text
+    [dim]$[/] echo "what time is it?" | adkvoice chat --text
 
-    Ctrl-D (or end of input) ends the conversation.
+    [dim]$[/] adkvoice chat path/to/my_agent --json < questions.txt > events.jsonl
+
+    Ctrl-D (end of input) ends the chat.
     """
     from adkvoice.config import ChatSettings, OutputMode
 
@@ -213,8 +214,7 @@ def emulator(
 ) -> None:
     """Run the offline Gemini Live API emulator for any ADK app.
 
-    It prints the environment variables that point an ADK app (adk web, adk run, your
-    own code) at it; replies come from rules, with an echo as the default.
+    It prints the environment variables that point an ADK app (adk web, adk run, your own code) at it. Replies come from rules (pattern → reply, tool call or fault), with an echo as the default.
     """
     from adkvoice.config import EmulatorSettings
 
