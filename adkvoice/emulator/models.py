@@ -2,7 +2,8 @@
 
 Rule: a name is a Live model when it contains "live" or "native-audio" (after an optional
 "models/" prefix), e.g. gemini-2.0-flash-live-001, gemini-live-2.5-flash-preview,
-gemini-2.5-flash-native-audio-preview-12-2025, gemini-3.1-flash-live-preview. Anything
+gemini-2.5-flash-native-audio-preview-12-2025, gemini-3.1-flash-live-preview, plus the
+first Live model, gemini-2.0-flash-exp, which the ADK streaming samples use. Anything
 else is refused the way Gemini refuses a non-Live model: close 1008 with the
 "is not found ... or is not supported for bidiGenerateContent" reason.
 
@@ -13,6 +14,8 @@ the name starts with "gemini-3." and contains "-live", except gemini-3.5-live-tr
 from __future__ import annotations
 
 GEMINI_3_TRANSLATE_PREFIX = "gemini-3.5-live-translate"
+# Live-capable names that do not say so.
+EARLY_LIVE_MODELS = frozenset({"gemini-2.0-flash-exp"})
 
 
 def model_id(model: str) -> str:
@@ -21,7 +24,7 @@ def model_id(model: str) -> str:
 
 def is_live_model(model: str) -> bool:
     name = model_id(model).lower()
-    return "live" in name or "native-audio" in name
+    return "live" in name or "native-audio" in name or name in EARLY_LIVE_MODELS
 
 
 def is_gemini_3_live(model: str) -> bool:

@@ -168,6 +168,8 @@ def test_live_model_rule() -> None:
     assert "gemini-2.5-flash" not in accepted
     assert "gemini-3-pro-preview" not in accepted
     assert len(accepted) == len(NAMES) - 2
+    assert is_live_model("gemini-2.0-flash-exp")  # the model of the ADK streaming samples
+    assert not is_live_model("gemini-2.0-flash")
     assert rejection_reason("models/gemini-2.5-flash", "v1alpha") == (
         "models/gemini-2.5-flash is not found for API version v1alpha, "
         "or is not supported for bidiGenerateContent."
