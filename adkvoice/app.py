@@ -97,6 +97,12 @@ class _Session:
             raise ConnectionLostError("the live session ended before the reply completed")
 
 
+def _prompt_on_stderr(_prompt: str) -> str:
+    sys.stderr.write(_PROMPT_PLAIN)
+    sys.stderr.flush()
+    return input()
+
+
 def _make_view(settings: ChatSettings, out: Console) -> View:
     if settings.output == "json":
         return JsonLinesView(sys.stdout)
@@ -151,12 +157,18 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
     loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
     loop = asyncio.get_running_loop()
     interactive = sys.stdin.isatty()
-    reader = LineReader(
-        loop,
-        sys.stdin,
-        interactive=interactive,
-        prompt=_PROMPT_COLOR if out.is_terminal and not out.no_color else _PROMPT_PLAIN,
-    )
+    if settings.output == "rich":
+        reader = LineReader(
+            loop,
+            sys.stdin,
+            interactive=interactive,
+            prompt=_PROMPT_COLOR if not out.no_color else _PROMPT_PLAIN,
+        )
+    else:
+        # stdout carries only replies or JSON: a prompt for a person at a terminal goes to stderr.
+        reader = LineReader(
+            loop, sys.stdin, interactive=interactive, read_prompted=_prompt_on_stderr
+        )
     async with _live_endpoint(settings, say) as (label, _emulator):
         backend = EmbeddedBackend(
             loaded,
@@ -183,6 +195,8 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
                 text = line.strip()
                 if text:
                     await session.turn(text)
+            if interactive:  # Ctrl-D left the cursor after the prompt
+                (out.file if settings.output == "rich" else sys.stderr).write("\n")
         finally:
             view.close()
             await backend.close()
