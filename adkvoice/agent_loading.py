@@ -26,6 +26,17 @@ class LoadedAgent:
     source: str  # shown to the user: a path or "built-in assistant"
 
 
+def app_name_for(path: Path | None) -> str:
+    """The ADK app name conversations with this agent are stored under: its directory's
+    name, as `adk run` and `adk web` use it."""
+    if path is None:
+        return BUNDLED_AGENT_NAME
+    resolved = path.expanduser().resolve()
+    if resolved.is_file():
+        resolved = resolved.parent
+    return resolved.name
+
+
 def load_bundled_agent() -> LoadedAgent:
     from adkvoice.agents.assistant import root_agent
 

@@ -18,11 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from adkvoice.config import ChatSettings, EmulatorSettings, choose_backend, point_genai_at
-from adkvoice.errors import AdkVoiceError, ConnectionLostError, TurnTimeoutError
+from adkvoice.config import (
+    ChatSettings,
+    EmulatorSettings,
+    SessionsSettings,
+    choose_backend,
+    point_genai_at,
+)
+from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
 from adkvoice.events import Event, TurnComplete
 from adkvoice.line_input import LineReader
 from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
+from adkvoice.sessions import SessionStore, latest_session_id, open_store
 
 if TYPE_CHECKING:
     from adkvoice.backends.embedded import EmbeddedBackend
@@ -140,6 +147,20 @@ async def _live_endpoint(
         await emulator.stop()
 
 
+async def _choose_session(
+    settings: ChatSettings, app_name: str, store: SessionStore, say: Callable[[str], None]
+) -> str | None:
+    """The session to continue: `--session ID`, the latest with `--resume`, or a new one."""
+    if settings.session_id is not None or not settings.resume:
+        return settings.session_id
+    latest = await latest_session_id(store.service, app_name, settings.user_id)
+    if latest is None:
+        say(f"no earlier conversation with {app_name} in {store.label}: starting a new one")
+        return None
+    say(f"resuming conversation {latest}")
+    return latest
+
+
 async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
     from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
     from adkvoice.backends.embedded import EmbeddedBackend
@@ -169,18 +190,25 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
         reader = LineReader(
             loop, sys.stdin, interactive=interactive, read_prompted=_prompt_on_stderr
         )
+    store = open_store(settings.sessions)
+    session_id = await _choose_session(settings, loaded.app_name, store, say)
     async with _live_endpoint(settings, say) as (label, _emulator):
         backend = EmbeddedBackend(
             loaded,
             modality="TEXT" if settings.text_replies else "AUDIO",
             model=settings.model,
+            session_service=store.service,
             user_id=settings.user_id,
-            session_id=settings.session_id,
+            session_id=session_id,
             endpoint_label=label,
         )
         await backend.start()
         if rich_view is not None:
             rich_view.notice(f"{backend.description} — type a message; Ctrl-D to quit")
+            rich_view.notice(
+                f"conversation {backend.session_id} (continue it with --resume or "
+                f"--session {backend.session_id})"
+            )
             if not settings.text_replies:
                 rich_view.notice(
                     "spoken replies are shown as their transcript: audio playback is not "
@@ -287,3 +315,43 @@ def run_emulator(settings: EmulatorSettings) -> int:
     configure_logging(settings.debug)
     code = _run_main(lambda: _serve_emulator(settings, Console()))
     return 0 if code == EXIT_INTERRUPTED else code
+
+
+async def _sessions(settings: SessionsSettings, action: str, session_id: str | None) -> int:
+    from adkvoice.agent_loading import app_name_for
+    from adkvoice.render import session_transcript, sessions_table
+    from adkvoice.sessions import list_summaries
+
+    out = Console()
+    store = open_store(settings.sessions)
+    app_name = app_name_for(settings.agent_path)
+    service = store.service
+    if action == "list":
+        summaries = await list_summaries(service, app_name, settings.user_id)
+        if not summaries:
+            out.print(f"No conversations with {app_name} in {store.label} yet.", highlight=False)
+        else:
+            out.print(sessions_table(summaries, store_label=store.label))
+        return 0
+    assert session_id is not None
+    session = await service.get_session(
+        app_name=app_name, user_id=settings.user_id, session_id=session_id
+    )
+    if session is None:
+        raise ConfigError(
+            f"no conversation {session_id!r} with {app_name} in {store.label}; "
+            "`adkvoice sessions list` shows them"
+        )
+    if action == "show":
+        out.print(session_transcript(session))
+    else:
+        await service.delete_session(
+            app_name=app_name, user_id=settings.user_id, session_id=session_id
+        )
+        out.print(f"Deleted conversation {session_id}.", highlight=False)
+    return 0
+
+
+def run_sessions(settings: SessionsSettings, action: str, session_id: str | None = None) -> int:
+    configure_logging(settings.debug)
+    return _run_main(lambda: _sessions(settings, action, session_id))

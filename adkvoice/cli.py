@@ -106,6 +106,17 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Override the agent's live model name.", show_default=False),
 ]
+SessionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sessions",
+        envvar="ADKVOICE_SESSIONS",
+        help="Where conversations are kept: a SQLite file path (default: sessions.db in your "
+        "data directory), [b]memory[/] (not kept), or postgresql://…",
+        show_default=False,
+    ),
+]
+UserOpt = Annotated[str, typer.Option("--user-id", help="The ADK user id.")]
 DebugOpt = Annotated[
     bool, typer.Option("--debug", help="Show debug logs and tracebacks on errors.")
 ]
@@ -135,10 +146,18 @@ def chat(
     session_id: Annotated[
         str | None,
         typer.Option(
-            "--session-id", help="The ADK session id (default: a new one).", show_default=False
+            "--session",
+            "--session-id",
+            help="Continue (or start) the conversation with this id.",
+            show_default=False,
         ),
     ] = None,
-    user_id: Annotated[str, typer.Option("--user-id", help="The ADK user id.")] = "user",
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
+    ] = False,
+    sessions: SessionsOpt = None,
+    user_id: UserOpt = "user",
     rules: Annotated[
         Path | None,
         typer.Option(
@@ -180,6 +199,8 @@ def chat(
         debug=debug,
         user_id=user_id,
         session_id=session_id,
+        resume=resume,
+        sessions=sessions,
         emulator_rules=rules,
     )
 
@@ -226,6 +247,79 @@ def emulator(
         return run_emulator(settings)
 
     _run(action, debug)
+
+
+sessions_app = typer.Typer(
+    help="Past conversations: list them, show one, delete one.", no_args_is_help=True
+)
+app.add_typer(sessions_app, name="sessions")
+
+
+def _sessions(
+    action: str,
+    agent: Path | None,
+    session_id: str | None,
+    sessions: str | None,
+    user_id: str,
+    debug: bool,
+) -> None:
+    from adkvoice.config import SessionsSettings
+
+    settings = SessionsSettings(agent_path=agent, sessions=sessions, user_id=user_id, debug=debug)
+
+    def run() -> int:
+        from adkvoice.app import run_sessions
+
+        return run_sessions(settings, action, session_id)
+
+    _run(run, debug)
+
+
+SessionIdArg = Annotated[str, typer.Argument(help="The conversation id (see `sessions list`).")]
+AgentOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--agent",
+        "-a",
+        help="The agent directory (default: the built-in assistant).",
+        show_default=False,
+    ),
+]
+
+
+@sessions_app.command("list")
+def sessions_list(
+    agent: AgentArg = None,
+    sessions: SessionsOpt = None,
+    user_id: UserOpt = "user",
+    debug: DebugOpt = False,
+) -> None:
+    """List past conversations with an agent, newest first: id, time, turns, first line."""
+    _sessions("list", agent, None, sessions, user_id, debug)
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: SessionIdArg,
+    agent: AgentOpt = None,
+    sessions: SessionsOpt = None,
+    user_id: UserOpt = "user",
+    debug: DebugOpt = False,
+) -> None:
+    """Print one conversation: your turns, the agent's replies and its tool calls."""
+    _sessions("show", agent, session_id, sessions, user_id, debug)
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    session_id: SessionIdArg,
+    agent: AgentOpt = None,
+    sessions: SessionsOpt = None,
+    user_id: UserOpt = "user",
+    debug: DebugOpt = False,
+) -> None:
+    """Delete one conversation."""
+    _sessions("delete", agent, session_id, sessions, user_id, debug)
 
 
 def main() -> None:

@@ -27,7 +27,17 @@ class ChatSettings:
     debug: bool = False
     user_id: str = "user"
     session_id: str | None = None
+    resume: bool = False
+    sessions: str | None = None  # the --sessions store; None = the default SQLite file
     emulator_rules: Path | None = None
+
+
+@dataclass(frozen=True)
+class SessionsSettings:
+    agent_path: Path | None
+    sessions: str | None = None
+    user_id: str = "user"
+    debug: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.status import Status
+from rich.table import Table
 from rich.text import Text
 
 from adkvoice.events import (
@@ -30,6 +31,11 @@ from adkvoice.events import (
     UserText,
     to_json_dict,
 )
+
+if TYPE_CHECKING:
+    from google.adk.sessions.session import Session
+
+    from adkvoice.sessions import SessionSummary
 
 _MAX_VALUE_CHARS = 120
 
@@ -292,12 +298,49 @@ class JsonLinesView:
         self._out.flush()
 
 
-__all__ = [
-    "JsonLinesView",
-    "PlainChatView",
-    "RichChatView",
-    "View",
-    "format_call",
-    "format_duration",
-    "format_value",
-]
+def sessions_table(summaries: list[SessionSummary], *, store_label: str) -> Table:
+    """Past conversations, newest first: when, how many turns, and how each began."""
+    table = Table(title=f"Conversations in {store_label}", title_justify="left", expand=False)
+    table.add_column("id", no_wrap=True, style="cyan")
+    table.add_column("updated", no_wrap=True)
+    table.add_column("turns", justify="right")
+    table.add_column("first line", overflow="ellipsis", no_wrap=True, max_width=60)
+    for item in summaries:
+        table.add_row(
+            item.session_id,
+            item.updated.strftime("%Y-%m-%d %H:%M"),
+            str(item.turns),
+            Text(item.first_line),
+        )
+    return table
+
+
+def session_transcript(session: Session) -> Group:
+    """A stored conversation as lines: the user's turns, the agent's replies, tool calls."""
+    lines: list[Text] = []
+    for event in session.events:
+        if event.input_transcription and event.input_transcription.finished:
+            lines.append(
+                Text.assemble(("you 🎙 ", "bold cyan"), event.input_transcription.text or "")
+            )
+        if event.output_transcription and event.output_transcription.finished:
+            lines.append(
+                Text.assemble(("agent 🔊 ", "bold green"), event.output_transcription.text or "")
+            )
+        if not (event.content and event.content.parts) or event.partial:
+            continue
+        for part in event.content.parts:
+            if part.thought:
+                continue
+            if part.text and event.author == "user":
+                lines.append(Text.assemble(("you › ", "bold cyan"), part.text))
+            elif part.text:
+                lines.append(Text.assemble(("agent › ", "bold green"), part.text))
+            elif part.function_call:
+                call = part.function_call
+                lines.append(
+                    Text("⚙ " + format_call(call.name or "", dict(call.args or {})), "magenta")
+                )
+            elif part.function_response:
+                lines.append(Text("  ↳ " + format_value(part.function_response.response), "dim"))
+    return Group(*lines)

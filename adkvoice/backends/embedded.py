@@ -126,7 +126,12 @@ class EmbeddedBackend:
                 root.model = self._model_override
             self._model_name = root.canonical_model.model
         if self._loaded.app is not None:
-            return Runner(app=self._loaded.app, session_service=service, auto_create_session=True)
+            return Runner(
+                app=self._loaded.app,
+                app_name=self._loaded.app_name,
+                session_service=service,
+                auto_create_session=True,
+            )
         if self._loaded.agent is None:
             raise ConfigError("no agent to run")
         return Runner(

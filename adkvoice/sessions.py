@@ -1,0 +1,159 @@
+"""Where conversations are kept: ADK session services from a `--sessions` URL, and
+summaries of past conversations for `adkvoice sessions` and `--resume`.
+
+`--sessions` takes:
+- nothing: a SQLite file in the user's data directory, so `adkvoice chat` remembers;
+- `memory`: nothing is kept after the process ends;
+- a path or `sqlite:///path/to/file.db`: that SQLite file;
+- `postgresql://user:pass@host/db` (or `postgresql+asyncpg://…`): PostgreSQL through ADK's
+  DatabaseSessionService (needs `pip install "google-adk[db]" asyncpg`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from adkvoice.errors import ConfigError
+
+if TYPE_CHECKING:
+    from google.adk.sessions.base_session_service import BaseSessionService
+    from google.adk.sessions.session import Session
+
+MEMORY = "memory"
+
+
+def default_store_path() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path("adkvoice") / "sessions.db"
+
+
+def redact(url: str) -> str:
+    """The store URL as it may be printed: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class SessionStore:
+    service: BaseSessionService
+    label: str  # safe to print
+
+
+def open_store(spec: str | None) -> SessionStore:
+    """Build the session service a `--sessions` value names."""
+    from google.adk.sessions.in_memory_session_service import InMemorySessionService
+    from google.adk.sessions.sqlite_session_service import SqliteSessionService
+
+    if spec is not None and spec.strip().lower() == MEMORY:
+        return SessionStore(InMemorySessionService(), "memory (not kept)")
+    if spec is not None and spec.startswith(("postgresql:", "postgresql+", "postgres:")):
+        return _postgres(spec)
+    if spec is not None and "://" in spec and not spec.startswith("sqlite:"):
+        scheme = spec.split("://", 1)[0]
+        raise ConfigError(
+            f"--sessions: unsupported store {scheme!r}; use memory, a SQLite file path, "
+            "sqlite:///path.db or postgresql://…"
+        )
+    path = default_store_path() if spec is None else Path(_sqlite_path(spec)).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--sessions: cannot create {path.parent}: {exc.strerror}") from None
+    try:
+        return SessionStore(SqliteSessionService(str(path)), str(path))
+    except RuntimeError as exc:  # an old schema that needs ADK's migration
+        raise ConfigError(f"--sessions: {str(exc).splitlines()[0]}") from None
+
+
+def _sqlite_path(spec: str) -> str:
+    for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
+        if spec.startswith(prefix):
+            return spec[len(prefix) :]
+    return spec
+
+
+def _postgres(url: str) -> SessionStore:
+    try:
+        from google.adk.sessions.database_session_service import DatabaseSessionService
+    except ImportError:
+        raise ConfigError(
+            '--sessions postgresql needs ADK\'s database extra: pip install "google-adk[db]" '
+            "asyncpg"
+        ) from None
+    scheme, rest = url.split("://", 1)
+    async_url = f"postgresql+asyncpg://{rest}" if "+" not in scheme else url
+    try:
+        service = DatabaseSessionService(async_url)
+    except (ImportError, ModuleNotFoundError):
+        raise ConfigError("--sessions postgresql needs asyncpg: pip install asyncpg") from None
+    except Exception as exc:
+        raise ConfigError(f"--sessions: cannot use {redact(url)}: {exc}") from None
+    return SessionStore(service, redact(url))
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session_id: str
+    user_id: str
+    updated: dt.datetime
+    turns: int
+    first_line: str
+
+
+def summarize(session: Session) -> SessionSummary:
+    """Turns are the user's typed or spoken messages; the first line is the first of them."""
+    turns = 0
+    first = ""
+    for event in session.events:
+        text = _user_text(event)
+        if text:
+            turns += 1
+            first = first or text
+    return SessionSummary(
+        session_id=session.id,
+        user_id=session.user_id,
+        updated=dt.datetime.fromtimestamp(session.last_update_time).astimezone(),
+        turns=turns,
+        first_line=first.splitlines()[0] if first else "",
+    )
+
+
+def _user_text(event: object) -> str:
+    from google.adk.events.event import Event
+
+    if not isinstance(event, Event):
+        return ""
+    if event.author == "user" and event.content and event.content.parts:
+        return " ".join(p.text for p in event.content.parts if p.text).strip()
+    if event.input_transcription and event.input_transcription.finished:
+        return (event.input_transcription.text or "").strip()
+    return ""
+
+
+async def list_summaries(
+    service: BaseSessionService, app_name: str, user_id: str
+) -> list[SessionSummary]:
+    """Past conversations with this agent, newest first."""
+    listed = await service.list_sessions(app_name=app_name, user_id=user_id)
+    summaries = []
+    for brief in listed.sessions:
+        session = await service.get_session(app_name=app_name, user_id=user_id, session_id=brief.id)
+        if session is not None:
+            summaries.append(summarize(session))
+    summaries.sort(key=lambda s: s.updated, reverse=True)
+    return summaries
+
+
+async def latest_session_id(service: BaseSessionService, app_name: str, user_id: str) -> str | None:
+    listed = await service.list_sessions(app_name=app_name, user_id=user_id)
+    if not listed.sessions:
+        return None
+    return max(listed.sessions, key=lambda s: s.last_update_time).id

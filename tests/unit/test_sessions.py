@@ -1,0 +1,83 @@
+"""Session stores from --sessions values, and summaries of real ADK sessions."""
+
+from pathlib import Path
+
+import pytest
+from google.adk.events.event import Event
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from google.adk.sessions.sqlite_session_service import SqliteSessionService
+from google.genai import types
+
+from adkvoice.errors import ConfigError
+from adkvoice.sessions import (
+    default_store_path,
+    latest_session_id,
+    list_summaries,
+    open_store,
+    redact,
+)
+
+
+def test_store_specs(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory").service, InMemorySessionService)
+    default = open_store(None)
+    assert isinstance(default.service, SqliteSessionService)
+    assert default.label == str(default_store_path())
+    assert str(default_store_path()).startswith(str(tmp_path))  # XDG_DATA_HOME is honoured
+    file_store = open_store(str(tmp_path / "a" / "chats.db"))
+    assert file_store.label == str(tmp_path / "a" / "chats.db")
+    assert (tmp_path / "a").is_dir()
+    url_store = open_store(f"sqlite:///{tmp_path}/b.db")
+    assert url_store.label == f"{tmp_path}/b.db"
+
+
+def test_unsupported_store_is_one_clear_line() -> None:
+    with pytest.raises(ConfigError, match="unsupported store 'mysql'"):
+        open_store("mysql://db/x")
+
+
+def test_passwords_are_never_printed() -> None:
+    assert redact("postgresql://bob:s3cret@db:5432/adk") == "postgresql://bob:***@db:5432/adk"
+    assert redact("/tmp/x.db") == "/tmp/x.db"
+
+
+def _user(text: str, ts: float) -> Event:
+    return Event(
+        author="user",
+        invocation_id="i",
+        timestamp=ts,
+        content=types.Content(role="user", parts=[types.Part(text=text)]),
+    )
+
+
+def _agent(text: str, ts: float) -> Event:
+    return Event(
+        author="assistant",
+        invocation_id="i",
+        timestamp=ts,
+        content=types.Content(role="model", parts=[types.Part(text=text)]),
+    )
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_summaries_newest_first(kind: str, tmp_path: Path) -> None:
+    service = open_store("memory" if kind == "memory" else str(tmp_path / "s.db")).service
+    older = await service.create_session(app_name="app", user_id="u", session_id="older")
+    await service.append_event(older, _user("first question\nsecond line", 100.0))
+    await service.append_event(older, _agent("answer", 101.0))
+    newer = await service.create_session(app_name="app", user_id="u", session_id="newer")
+    await service.append_event(newer, _user("hello", 200.0))
+    spoken = Event(
+        author="user",
+        invocation_id="i",
+        timestamp=201.0,
+        input_transcription=types.Transcription(text="spoken words", finished=True),
+    )
+    await service.append_event(newer, spoken)
+    summaries = await list_summaries(service, "app", "u")
+    assert [s.session_id for s in summaries] == ["newer", "older"]
+    assert summaries[0].turns == 2
+    assert summaries[1].turns == 1
+    assert summaries[1].first_line == "first question"
+    assert await latest_session_id(service, "app", "u") == "newer"
+    assert await latest_session_id(service, "other-app", "u") is None
