@@ -1,0 +1,197 @@
+"""The voice conversation view: a status line under a scrolling transcript.
+
+`TalkState` is pure state changed only by `apply_event` and the small setters; the
+status line is a pure function of it (`status_line`). `TalkView` prints finished lines
+into the scrollback and keeps the status line live at the bottom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from adkvoice.events import (
+    AgentAudio,
+    AgentText,
+    ErrorEvent,
+    Event,
+    Interrupted,
+    Notice,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    TurnComplete,
+)
+from adkvoice.render import format_call, format_duration, format_value
+
+Mode = Literal["listening", "thinking", "speaking", "muted", "reconnecting"]
+
+_METER_WIDTH = 20
+_METER_FLOOR_DB = -60.0
+
+
+@dataclass
+class TalkState:
+    mode: Mode = "listening"
+    muted: bool = False
+    push_to_talk: bool = False
+    holding_talk_key: bool = False
+    mic_level_db: float = _METER_FLOOR_DB
+    user_partial: str = ""
+    agent_partial: str = ""
+    # Finished lines the view has yet to print, oldest first.
+    pending_lines: list[Text] = field(default_factory=list)
+
+    def emit(self, line: Text) -> None:
+        self.pending_lines.append(line)
+
+    def take_lines(self) -> list[Text]:
+        lines, self.pending_lines = self.pending_lines, []
+        return lines
+
+
+def _agent_line(text: str) -> Text:
+    return Text.assemble(("agent 🔊 ", "bold green"), text)
+
+
+def _user_line(text: str) -> Text:
+    return Text.assemble(("you 🎙 ", "bold cyan"), text)
+
+
+def apply_event(state: TalkState, event: Event) -> None:
+    """Fold one conversation event into the state."""
+    if isinstance(event, Transcript) and event.speaker == "user":
+        if event.finished:
+            if event.text.strip():
+                state.emit(_user_line(event.text.strip()))
+            state.user_partial = ""
+            if not state.muted:
+                state.mode = "thinking"
+        else:
+            state.user_partial += event.text
+    elif isinstance(event, Transcript):
+        if event.finished:
+            state.emit(_agent_line(event.text.strip() or state.agent_partial.strip()))
+            state.agent_partial = ""
+        else:
+            state.agent_partial += event.text
+    elif isinstance(event, AgentText):
+        if event.partial:
+            state.agent_partial += event.text
+        else:
+            state.emit(Text.assemble(("agent › ", "bold green"), event.text))
+            state.agent_partial = ""
+    elif isinstance(event, AgentAudio):
+        state.mode = "speaking"
+    elif isinstance(event, ToolCall):
+        state.mode = "thinking"
+        state.emit(Text("⚙ " + format_call(event.name, event.args), "magenta"))
+    elif isinstance(event, ToolResult):
+        took = "" if event.duration_s is None else f" · {format_duration(event.duration_s)}"
+        state.emit(Text("  ↳ " + format_value(event.response) + took, "dim"))
+    elif isinstance(event, Interrupted):
+        if state.agent_partial.strip():
+            state.emit(_agent_line(state.agent_partial.strip() + " —"))
+        state.agent_partial = ""
+        state.emit(Text("⏹ interrupted", "yellow"))
+        state.mode = "muted" if state.muted else "listening"
+    elif isinstance(event, TurnComplete):
+        if state.agent_partial.strip():
+            state.emit(_agent_line(state.agent_partial.strip()))
+        state.agent_partial = ""
+        if state.mode != "speaking":
+            state.mode = "muted" if state.muted else "listening"
+    elif isinstance(event, Notice):
+        state.emit(Text(f"! {event.message}", "yellow" if event.level == "warning" else "cyan"))
+    elif isinstance(event, ErrorEvent):
+        state.emit(Text(f"✗ {event.message}", "bold red"))
+
+
+def playback_finished(state: TalkState) -> None:
+    """The speaker has played the last of the agent's audio."""
+    if state.mode == "speaking":
+        state.mode = "muted" if state.muted else "listening"
+
+
+def latency_line(backend_s: float, local_s: float) -> Text:
+    """End of user speech → first agent audio at the speaker, split by who spent it."""
+    total = backend_s + local_s
+    return Text(
+        f"── voice-to-voice {format_duration(total)} "
+        f"(model {format_duration(backend_s)} · adkvoice {format_duration(local_s)})",
+        "dim",
+    )
+
+
+def meter(level_db: float, width: int = _METER_WIDTH) -> Text:
+    fraction = min(1.0, max(0.0, (level_db - _METER_FLOOR_DB) / -_METER_FLOOR_DB))
+    filled = round(fraction * width)
+    style = "green" if level_db < -12 else "yellow" if level_db < -3 else "red"
+    return Text.assemble(("▮" * filled, style), ("▯" * (width - filled), "dim"))
+
+
+_MODE_STYLE: dict[Mode, tuple[str, str]] = {
+    "listening": ("● listening", "bold green"),
+    "thinking": ("◌ thinking", "bold yellow"),
+    "speaking": ("🔊 speaking", "bold magenta"),
+    "muted": ("✕ muted", "bold red"),
+    "reconnecting": ("↻ reconnecting", "bold yellow"),
+}
+
+
+def status_line(state: TalkState) -> Text:
+    label, style = _MODE_STYLE["muted" if state.muted else state.mode]
+    if state.push_to_talk and not state.muted:
+        label = "● talk" if state.holding_talk_key else "space to talk"
+        style = "bold green" if state.holding_talk_key else "dim"
+    parts: list[Text | str | tuple[str, str]] = [(label, style), "  ", meter(state.mic_level_db)]
+    if state.user_partial:
+        parts += ["  ", ("you: ", "cyan"), state.user_partial[-60:]]
+    elif state.agent_partial:
+        parts += ["  ", ("agent: ", "green"), state.agent_partial[-60:]]
+    keys = "space talk · m mute · q quit" if state.push_to_talk else "m mute · q quit"
+    parts += ["   ", (keys, "dim")]
+    return Text.assemble(*parts)
+
+
+class TalkView:
+    """Prints finished lines into the scrollback and keeps the status line at the bottom."""
+
+    def __init__(self, console: Console, state: TalkState) -> None:
+        self._console = console
+        self.state = state
+        self._live: Live | None = None
+
+    def start(self) -> None:
+        if self._console.is_terminal:
+            self._live = Live(
+                status_line(self.state),
+                console=self._console,
+                refresh_per_second=15,
+                transient=True,
+            )
+            self._live.start()
+
+    def handle(self, event: Event) -> None:
+        apply_event(self.state, event)
+        self.refresh()
+
+    def print_line(self, line: Text) -> None:
+        self.state.emit(line)
+        self.refresh()
+
+    def refresh(self) -> None:
+        for line in self.state.take_lines():
+            self._console.print(line)
+        if self._live is not None:
+            self._live.update(status_line(self.state))
+
+    def stop(self) -> None:
+        self.refresh()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
