@@ -1,6 +1,8 @@
 """Offline emulator of the Gemini Live (BidiGenerateContent) WebSocket API.
 
 The real google-genai client inside the real ADK connects to it; replies come from rules.
+The same port also answers REST `models/{model}:streamGenerateContent?alt=sse` and
+`:generateContent` (rest.py), which ADK's `run_async` with StreamingMode.SSE uses.
 See `Emulator`, `EmulatorOptions`, `FaultController` and `rules` for the details.
 """
 

@@ -22,12 +22,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 
 from adkvoice.errors import EmulatorError
 
 from .certs import CertFiles, client_ssl_context, server_ssl_context, write_cert_files
 from .faults import FaultController
+from .rest import RestOptions, SniffingProtocol, WebSocketFactory, abort_all
 from .rules import Rules, default_rules
 from .server import ServerContext, handle_connection
 from .session import Conversation, SessionOptions
@@ -60,6 +61,7 @@ class Emulator:
         # Resumption handles live emulator-wide, so a new connection can resume any of them.
         self.handles: dict[str, Conversation] = {}
         self._server: Server | None = None
+        self._rest: RestOptions | None = None
         self._certs: CertFiles | None = None
         self._own_dir: Path | None = None
         self._port = 0
@@ -112,13 +114,28 @@ class Emulator:
         async def handler(ws: ServerConnection) -> None:
             await handle_connection(ws, context)
 
+        # One port for both APIs: the Live WebSocket (GET) and REST generateContent (POST),
+        # so GOOGLE_GEMINI_BASE_URL covers run_live and run_async alike (see rest.py).
+        ws_server = Server(handler)
+        websocket = WebSocketFactory(ws_server, MAX_FRAME_BYTES)
+        self._rest = RestOptions(
+            rules=rules,
+            faults=self.faults,
+            stats=self.stats,
+            text_chunk_delay_s=opts.text_chunk_delay_s,
+            think_time_s=opts.think_time_s,
+            max_body_bytes=MAX_FRAME_BYTES,
+        )
+        rest = self._rest
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await serve(
-                handler,
+            listener = await loop.create_server(
+                lambda: SniffingProtocol(websocket, rest),
                 opts.host,
                 opts.port,
                 ssl=server_ssl_context(self._certs),
-                max_size=MAX_FRAME_BYTES,
+                ssl_handshake_timeout=10,
+                ssl_shutdown_timeout=10,
             )
         except OSError as exc:
             self._cleanup_dir()
@@ -130,11 +147,15 @@ class Emulator:
             raise EmulatorError(
                 f"cannot listen on {opts.host}:{opts.port}: {exc.strerror or exc}"
             ) from None
+        ws_server.wrap(listener)
+        self._server = ws_server
         sockname = next(iter(self._server.sockets)).getsockname()
         self._port = int(sockname[1])
 
     async def stop(self) -> None:
         server, self._server = self._server, None
+        if self._rest is not None:
+            abort_all(self._rest)  # REST replies in flight end with the server
         if server is not None:
             server.close()  # closes live connections with 1001 (going away)
             await server.wait_closed()

@@ -339,7 +339,8 @@ class Session:
         await self._answer(text, in_history=False)
 
     def _previous_user_text(self) -> str:
-        users = [t.text for t in self.conversation.history if t.role == "user"]
+        # Function responses replayed as user-role turns carry no text: skip them.
+        users = [t.text for t in self.conversation.history if t.role == "user" and t.text]
         return users[-2] if len(users) >= 2 else "nothing yet"
 
     def _usage(self, reply: str) -> frames.Usage:

@@ -26,6 +26,9 @@ class EmulatorStats:
     audio_in_bytes: int = 0
     audio_out_bytes: int = 0
     protocol_errors: int = 0
+    rest_requests: int = 0  # HTTP requests to :streamGenerateContent / :generateContent
+    rest_errors: int = 0  # HTTP requests answered with an error status
+    rest_tool_calls: int = 0  # functionCall parts sent over REST
     faults_fired: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)  # model of every accepted setup, in order
     setup_log: list[Setup] = field(default_factory=list)

@@ -1,0 +1,99 @@
+"""The FastAPI application: routes, static browser client, health, access checks."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+
+from adkvoice.server.hub import Hub
+from adkvoice.server.options import ServeOptions
+from adkvoice.server.security import origin_ok, token_ok
+from adkvoice.server.sse import SseAgent, chat_stream
+from adkvoice.server.ws import websocket_endpoint
+
+if TYPE_CHECKING:
+    from adkvoice.agent_loading import LoadedAgent
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("adkvoice").joinpath("static")))
+
+
+def require_access(request: Request) -> None:
+    """Token and Origin checks for the HTTP API (the WebSocket does its own)."""
+    options: ServeOptions = request.app.state.hub.options
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if not origin_ok(
+        headers.get("origin"),
+        host_header=headers.get("host"),
+        scheme=request.url.scheme,
+        allowed=options.allowed_origins,
+    ):
+        raise HTTPException(403, "this page's origin may not use this server")
+    if not token_ok(options.token, headers, dict(request.query_params)):
+        raise HTTPException(
+            401,
+            "missing or wrong token: send Authorization: Bearer <token> or ?token=<token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def create_app(loaded: LoadedAgent, options: ServeOptions) -> FastAPI:
+    """The ASGI app `serve` runs; usable under any ASGI server (limits on frame size are
+    also enforced in the app, not only by uvicorn's `ws_max_size`)."""
+    from google.adk.sessions.in_memory_session_service import InMemorySessionService
+
+    options.validate()
+    app = FastAPI(
+        title="adkvoice",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    hub = Hub(loaded, options, options.session_service or InMemorySessionService())
+    app.state.hub = hub
+    app.state.sse = SseAgent(hub)
+    allowed = [o for o in options.allowed_origins if o != "null"]
+    if allowed:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=allowed,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Session-Id"],
+        )
+    static = static_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        body = {
+            "status": "draining" if hub.draining else ("ready" if hub.ready else "full"),
+            "sessions": hub.active,
+            "max_sessions": options.max_sessions,
+        }
+        return JSONResponse(body, status_code=200 if hub.ready else 503)
+
+    app.add_api_route(
+        "/chat/stream",
+        chat_stream,
+        methods=["GET", "POST"],
+        dependencies=[Depends(require_access)],
+        response_model=None,
+    )
+    app.add_api_websocket_route("/ws/{session_id}", websocket_endpoint)
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    return app

@@ -1,0 +1,148 @@
+"""What all connections of one server share: the agent, the session store, the registry
+of live sessions and SSE streams, the session limit, and the graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from adkvoice.server.options import ServeOptions
+
+if TYPE_CHECKING:
+    from google.adk.sessions.base_session_service import BaseSessionService
+
+    from adkvoice.agent_loading import LoadedAgent
+
+log = logging.getLogger("adkvoice.server")
+
+GOING_AWAY = "the server is shutting down; reconnect to continue"
+TAKEOVER_WAIT_S = 5.0
+
+
+class LiveSession(Protocol):
+    """What the hub needs from a WebSocket session (see ws.py)."""
+
+    session_id: str
+    idle: asyncio.Event
+
+    def request_close(self, code: int, reason: str) -> None: ...
+
+    def notify(self, message: str) -> None: ...
+
+    async def wait_done(self) -> None: ...
+
+
+class Hub:
+    def __init__(
+        self,
+        loaded: LoadedAgent,
+        options: ServeOptions,
+        session_service: BaseSessionService,
+    ) -> None:
+        self.loaded = loaded
+        self.options = options
+        self.session_service = session_service
+        self.sessions: dict[str, LiveSession] = {}
+        self.sse_streams = 0
+        self._sse_idle = asyncio.Event()
+        self._sse_idle.set()
+        self.draining = False
+
+    # Capacity ----------------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        return len(self.sessions) + self.sse_streams
+
+    def has_room(self, replacing: str | None = None) -> bool:
+        taken = self.active - (1 if replacing is not None and replacing in self.sessions else 0)
+        return taken < self.options.max_sessions
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining and self.has_room()
+
+    def user_id(self, session_id: str) -> str:
+        return self.options.user_id or session_id
+
+    async def has_history(self, session_id: str) -> bool:
+        try:
+            session = await self.session_service.get_session(
+                app_name=self.loaded.app_name,
+                user_id=self.user_id(session_id),
+                session_id=session_id,
+            )
+        except Exception:  # a store hiccup must not cost the connection
+            log.debug("session lookup failed", exc_info=True)
+            return False
+        return session is not None and bool(session.events)
+
+    # WebSocket sessions ------------------------------------------------------------------
+    async def register(self, session: LiveSession) -> None:
+        """Make `session` the one live connection of its id; an older one is closed first,
+        so two `run_live`s never write one conversation at once."""
+        old = self.sessions.get(session.session_id)
+        self.sessions[session.session_id] = session
+        if old is not None and old is not session:
+            log.info("session %s: a new connection replaces the old one", session.session_id)
+            old.request_close(1000, "replaced by a newer connection to this session")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TAKEOVER_WAIT_S):
+                    await old.wait_done()
+
+    def unregister(self, session: LiveSession) -> None:
+        if self.sessions.get(session.session_id) is session:
+            del self.sessions[session.session_id]
+
+    # SSE streams -------------------------------------------------------------------------
+    def sse_started(self) -> None:
+        self.sse_streams += 1
+        self._sse_idle.clear()
+
+    def sse_finished(self) -> None:
+        self.sse_streams -= 1
+        if self.sse_streams <= 0:
+            self.sse_streams = 0
+            self._sse_idle.set()
+
+    # Graceful shutdown -------------------------------------------------------------------
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Stop taking sessions, let running turns finish (bounded), close sockets 1001."""
+        timeout = self.options.drain_timeout_s if timeout_s is None else timeout_s
+        if not self.draining:
+            self.draining = True
+            log.info(
+                "draining: %d session(s) and %d stream(s) may finish their turns (up to %.0f s)",
+                len(self.sessions),
+                self.sse_streams,
+                timeout,
+            )
+            for session in list(self.sessions.values()):
+                session.notify("the server is shutting down after the current turn")
+        try:
+            async with asyncio.timeout(timeout):
+                await self._quiet()
+        except TimeoutError:
+            log.warning("drain timeout: closing turns that are still running")
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.request_close(1001, GOING_AWAY)
+        if sessions:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TAKEOVER_WAIT_S):
+                    await asyncio.gather(*(s.wait_done() for s in sessions))
+
+    async def _quiet(self) -> None:
+        while True:
+            busy = [s for s in self.sessions.values() if not s.idle.is_set()]
+            if not busy and self._sse_idle.is_set():
+                return
+            waits = [asyncio.ensure_future(s.idle.wait()) for s in busy]
+            if not self._sse_idle.is_set():
+                waits.append(asyncio.ensure_future(self._sse_idle.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()

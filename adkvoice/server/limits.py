@@ -1,0 +1,65 @@
+"""Per-connection limits and error bookkeeping (pure: time is passed in)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenBucket:
+    """Audio rate limit: `rate` bytes/s refill, `capacity` bytes of burst, starts full."""
+
+    rate: float
+    capacity: float
+    tokens: float = -1.0
+    updated: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.capacity
+
+    def take(self, amount: int, now: float) -> bool:
+        """Spend `amount` if available; False (and nothing spent) if it would overdraw."""
+        if self.updated is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if amount <= self.tokens:
+            self.tokens -= amount
+            return True
+        return False
+
+
+@dataclass
+class ErrorTally:
+    """Counts a connection's errors by kind and logs each kind once, not per chunk."""
+
+    logger: logging.Logger
+    label: str  # "session 1234" — who the log lines are about
+    counts: Counter[str] = field(default_factory=Counter)
+    _last_notified: dict[str, float] = field(default_factory=dict)
+
+    def record(self, code: str, message: str, *, level: int = logging.WARNING) -> int:
+        """Count one error; log it if it is the first of its kind. Returns the new count."""
+        self.counts[code] += 1
+        if self.counts[code] == 1:
+            self.logger.log(
+                level, "%s: %s (%s); repeats are counted, not logged", self.label, message, code
+            )
+        return self.counts[code]
+
+    def should_notify(self, code: str, now: float, every_s: float) -> bool:
+        """Throttle what the peer is told about a repeating error to once per `every_s`."""
+        last = self._last_notified.get(code)
+        if last is not None and now - last < every_s:
+            return False
+        self._last_notified[code] = now
+        return True
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        return ", ".join(f"{code} x{n}" for code, n in sorted(self.counts.items()))

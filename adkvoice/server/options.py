@@ -1,0 +1,120 @@
+"""`ServeOptions`: everything `adkvoice serve` can be told, checked before anything binds."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adkvoice.errors import ConfigError
+
+if TYPE_CHECKING:
+    from google.adk.sessions.base_session_service import BaseSessionService
+
+TOKEN_ENV = "ADKVOICE_TOKEN"  # suggested environment variable for --token
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+BYTES_PER_SECOND_16K = 2 * 16_000  # 16 kHz s16le mono: real time
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; anything else (names, wildcards) is exposed."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `serve` runs. Defaults are safe: loopback only, no TLS, modest limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000  # 0 = any free port (tests)
+    token: str | None = None  # required off loopback; header `Authorization: Bearer` or ?token=
+    certfile: Path | None = None  # TLS: both or neither
+    keyfile: Path | None = None
+    log_level: str = "info"
+    # Browser origins allowed besides the server's own; "*" allows any (not advised).
+    allowed_origins: tuple[str, ...] = ()
+    model: str | None = None  # override the agent's Live model
+    sse_model: str | None = None  # model for /chat/stream; None = the agent's own
+    # Where conversations live; None = in memory. Shared by all connections, so a reconnect
+    # with the same session id continues the conversation.
+    session_service: BaseSessionService | None = field(default=None, compare=False)
+    user_id: str | None = None  # None = the session id, as the seeds' server does
+    endpoint_label: str = "Gemini"  # shown in logs: "Gemini" or "emulator"
+    # Limits.
+    max_sessions: int = 32  # WebSocket sessions + SSE streams at once
+    max_frame_bytes: int = 1024 * 1024
+    max_text_chars: int = 8000
+    audio_rate_slack: float = 1.25  # audio may arrive this many times faster than real time
+    audio_burst_s: float = 2.0  # ... plus a burst of this many seconds of audio
+    max_client_errors: int = 20  # invalid messages before a connection is closed (1007)
+    drain_timeout_s: float = 10.0  # graceful shutdown: how long turns may run on
+    handle_signals: bool = True  # SIGINT/SIGTERM start a graceful shutdown (serve only)
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+    @property
+    def audio_bytes_per_s(self) -> float:
+        return BYTES_PER_SECOND_16K * self.audio_rate_slack
+
+    @property
+    def audio_burst_bytes(self) -> float:
+        return BYTES_PER_SECOND_16K * self.audio_burst_s
+
+    def limits(self) -> dict[str, Any]:
+        """The limits a client is told in the extension's hello."""
+        return {
+            "max_frame_bytes": self.max_frame_bytes,
+            "max_text_chars": self.max_text_chars,
+            "audio_rate_slack": self.audio_rate_slack,
+            "audio_burst_s": self.audio_burst_s,
+        }
+
+    def validate(self) -> None:
+        """Raise `ConfigError` with one actionable line for any unusable combination."""
+        if self.token is not None and not self.token.strip():
+            raise ConfigError("--token is empty: give a long random string or leave it unset")
+        if not is_loopback(self.host) and not self.token:
+            raise ConfigError(
+                f"refusing to serve on {self.host} without a token: anyone who can reach it "
+                f"could talk to the agent. Set --token (or {TOKEN_ENV}), or bind 127.0.0.1"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port} is not a TCP port (0-65535)")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError("TLS needs both --certfile and --keyfile")
+        for label, path in (("--certfile", self.certfile), ("--keyfile", self.keyfile)):
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{label} {path} does not exist or is not a file")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"--log-level {self.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+        for origin in self.allowed_origins:
+            if origin != "*" and "://" not in origin and origin != "null":
+                raise ConfigError(
+                    f"allowed origin {origin!r} needs a scheme, e.g. https://app.example.com"
+                )
+        positive = {
+            "max_sessions": self.max_sessions,
+            "max_frame_bytes": self.max_frame_bytes,
+            "max_text_chars": self.max_text_chars,
+            "audio_rate_slack": self.audio_rate_slack,
+            "audio_burst_s": self.audio_burst_s,
+            "max_client_errors": self.max_client_errors,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.drain_timeout_s < 0:
+            raise ConfigError("drain_timeout_s must not be negative")
+
+    @property
+    def level(self) -> int:
+        return int(logging.getLevelName(self.log_level.upper()))

@@ -1,0 +1,433 @@
+"""`WS /ws/{session_id}?is_audio=true|false`: one connection, one `EmbeddedBackend`.
+
+The seeds' protocol by default, the adkvoice.v1 extension when the client asks for the
+subprotocol (see `adkvoice.protocol`). What a client can get wrong is answered on its own
+connection only:
+
+- malformed JSON, unknown mime type or type, bad base64, odd PCM, empty text, binary
+  without the extension: an error frame (`{"type": "error", "code": ...}`), the frame is
+  dropped; after `max_client_errors` of them, close 1007;
+- text over `max_text_chars`: error frame `text_too_long`;
+- a frame over `max_frame_bytes`: close 1009;
+- audio faster than real time plus a burst: the excess is dropped, error frame
+  `audio_rate_exceeded` at most once a second;
+- anything after `{"type": "end"}`: error frame `after_end`;
+- bad token, Origin, session id or is_audio: close 1008 with the reason;
+- too many sessions: close 1013; server shutting down: close 1001 after the turn;
+- the agent fails (model connection lost): error frame (extension) and close 1011;
+  reconnecting with the same id continues the conversation.
+
+Each kind of error is logged once per connection; internal exception text never goes to
+the peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from adkvoice.backends.embedded import EmbeddedBackend
+from adkvoice.errors import AdkVoiceError, BackendError, ConnectionLostError, ModelRejectedError
+from adkvoice.events import (
+    AgentAudio,
+    AgentText,
+    ErrorEvent,
+    Event,
+    Notice,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    TurnComplete,
+)
+from adkvoice.protocol import (
+    SUBPROTOCOL,
+    AudioInput,
+    ClientMessage,
+    EndInput,
+    ErrorCode,
+    Frame,
+    FrameError,
+    Hello,
+    SeedEncoder,
+    TextInput,
+    decode_client_frame,
+    encode_error,
+    encode_extended,
+    encode_hello,
+)
+from adkvoice.server.hub import Hub
+from adkvoice.server.limits import ErrorTally, TokenBucket
+from adkvoice.server.security import origin_ok, token_ok
+
+log = logging.getLogger("adkvoice.server")
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+MAX_REASON_BYTES = 123
+NOTIFY_EVERY_S = 1.0
+MODEL_ERROR = "the model reported an error for this turn"
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+class CloseRequest(NamedTuple):
+    code: int
+    reason: str
+
+
+def close_reason(text: str) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= MAX_REASON_BYTES:
+        return text
+    return data[: MAX_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+def peer_message(exc: BackendError) -> str:
+    """What a client may be told about an agent failure: no internal details."""
+    if isinstance(exc, ConnectionLostError):
+        return "the agent lost its connection to the model; reconnect to continue"
+    if isinstance(exc, ModelRejectedError):
+        return "the model service rejected the agent's model; tell the server's operator"
+    return "the agent failed; reconnect to try again"
+
+
+def _frame_size(frame: Frame, limit: int) -> int:
+    if isinstance(frame, bytes):
+        return len(frame)
+    if len(frame) * 4 <= limit:  # cannot be over the limit: skip the encode
+        return len(frame)
+    return len(frame.encode("utf-8", "surrogatepass"))
+
+
+async def _refuse(ws: WebSocket, code: int, reason: str, subprotocol: str | None) -> None:
+    """Accept, then close with a code and reason: browsers only show those, never the HTTP
+    status of a refused handshake."""
+    with contextlib.suppress(Exception):
+        await ws.accept(subprotocol=subprotocol)
+        await ws.close(code, close_reason(reason))
+
+
+async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
+    hub: Hub = ws.app.state.hub
+    options = hub.options
+    extended = SUBPROTOCOL in ws.scope.get("subprotocols", [])
+    subprotocol = SUBPROTOCOL if extended else None
+    headers = {k.lower(): v for k, v in ws.headers.items()}
+    query = dict(ws.query_params)
+    if not origin_ok(
+        headers.get("origin"),
+        host_header=headers.get("host"),
+        scheme=ws.url.scheme,
+        allowed=options.allowed_origins,
+    ):
+        log.warning("refused a WebSocket from origin %s", headers.get("origin", "")[:100])
+        await _refuse(ws, 1008, "this page's origin may not use this server", subprotocol)
+        return
+    if not token_ok(options.token, headers, query):
+        log.warning("refused a WebSocket without a valid token")
+        await _refuse(ws, 1008, "missing or wrong token: add ?token=...", subprotocol)
+        return
+    if not SESSION_ID.match(session_id):
+        await _refuse(ws, 1008, "session id: 1-128 letters, digits, . _ ~ or -", subprotocol)
+        return
+    is_audio = query.get("is_audio", "false").strip().lower()
+    if is_audio not in _TRUE | _FALSE:
+        await _refuse(ws, 1008, "is_audio must be true or false", subprotocol)
+        return
+    if hub.draining:
+        await _refuse(ws, 1001, "the server is shutting down; try again shortly", subprotocol)
+        return
+    if not hub.has_room(replacing=session_id):
+        log.warning("refused session %s: %d sessions is the limit", session_id, hub.active)
+        await _refuse(ws, 1013, "too many sessions on this server; try again later", subprotocol)
+        return
+    await ws.accept(subprotocol=subprotocol)
+    session = WsSession(ws, hub, session_id, audio=is_audio in _TRUE, extended=extended)
+    await session.run()
+
+
+class WsSession:
+    """One client connection bridged to one `EmbeddedBackend`."""
+
+    def __init__(
+        self, ws: WebSocket, hub: Hub, session_id: str, *, audio: bool, extended: bool
+    ) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.session_id = session_id
+        self.audio = audio
+        self.extended = extended
+        self.idle = asyncio.Event()
+        self.idle.set()
+        opts = hub.options
+        self._opts = opts
+        self._close_requested: asyncio.Future[CloseRequest | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._done = asyncio.Event()
+        self._closed = False
+        self._ended = False
+        self._pending_tools = 0
+        self._bucket = TokenBucket(rate=opts.audio_bytes_per_s, capacity=opts.audio_burst_bytes)
+        self._tally = ErrorTally(log, f"session {session_id}")
+        self._client_errors = 0
+        self._encoder = SeedEncoder()
+        self._send_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # Hub interface -----------------------------------------------------------------------
+    def request_close(self, code: int, reason: str) -> None:
+        if not self._close_requested.done():
+            self._close_requested.set_result(CloseRequest(code, reason))
+
+    def notify(self, message: str) -> None:
+        if self.extended:
+            self._spawn(self._send_events([Notice(message=message, level="warning")]))
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
+    # Lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.hub.register(self)
+        mode = "audio" if self.audio else "text"
+        proto = SUBPROTOCOL if self.extended else "seeds protocol"
+        log.info("session %s connected (%s, %s)", self.session_id, mode, proto)
+        try:
+            await self._run()
+        except Exception:
+            log.exception("session %s failed", self.session_id)
+            await self._close(1011, "internal server error")
+        finally:
+            for task in self._background:
+                task.cancel()
+            self.hub.unregister(self)
+            self.idle.set()
+            self._done.set()
+            summary = f"; client errors: {self._tally.summary()}" if self._tally.total else ""
+            log.info("session %s closed%s", self.session_id, summary)
+
+    async def _run(self) -> None:
+        opts = self._opts
+        backend = EmbeddedBackend(
+            self.hub.loaded,
+            modality="AUDIO" if self.audio else "TEXT",
+            model=opts.model,
+            session_service=self.hub.session_service,
+            user_id=self.hub.user_id(self.session_id),
+            session_id=self.session_id,
+            endpoint_label=opts.endpoint_label,
+        )
+        try:
+            await backend.start()
+        except AdkVoiceError as exc:
+            log.error("session %s: the agent could not start: %s", self.session_id, exc)
+            await self._close(1011, "the agent could not start")
+            return
+        try:
+            if self.extended:
+                hello = Hello(
+                    session_id=self.session_id,
+                    modality="AUDIO" if self.audio else "TEXT",
+                    resumed=await self.hub.has_history(self.session_id),
+                    limits=opts.limits(),
+                    agent=self.hub.loaded.app_name,
+                )
+                await self._send(encode_hello(hello))
+            pump = asyncio.create_task(self._pump(backend), name="ws-pump")
+            receive = asyncio.create_task(self._receive(backend), name="ws-receive")
+            try:
+                waits = [pump, receive, self._close_requested]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (pump, receive):
+                    task.cancel()
+                await asyncio.wait([pump, receive])
+            request = self._outcome(pump, receive)
+            if request is not None:
+                await self._close(request.code, request.reason)
+        finally:
+            await backend.close()
+
+    def _outcome(
+        self, pump: asyncio.Task[CloseRequest | None], receive: asyncio.Task[CloseRequest | None]
+    ) -> CloseRequest | None:
+        """How to close: a request from the hub wins, then the client side, then the agent's.
+        A task that crashed is logged here and closes the connection with 1011."""
+        crashed = False
+        results: list[CloseRequest | None] = []
+        for task in (receive, pump):
+            if not task.done() or task.cancelled():
+                results.append(None)
+            elif (exc := task.exception()) is not None:
+                log.error("session %s failed", self.session_id, exc_info=exc)
+                crashed = True
+                results.append(None)
+            else:
+                results.append(task.result())
+        if self._close_requested.done():
+            return self._close_requested.result()
+        if crashed:
+            return CloseRequest(1011, "internal server error")
+        return results[0] or results[1]
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # Sending -----------------------------------------------------------------------------
+    async def _send(self, frame: Frame) -> None:
+        if self._closed:
+            return
+        try:
+            async with self._send_lock:
+                if isinstance(frame, bytes):
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_text(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._closed = True  # the peer is gone; the receive loop sees it too
+
+    async def _send_events(self, events: list[Event]) -> None:
+        for event in events:
+            frames = encode_extended(event) if self.extended else self._encoder.encode(event)
+            for frame in frames:
+                await self._send(frame)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            async with self._send_lock:
+                await self.ws.close(code, close_reason(reason))
+
+    # Agent → client ----------------------------------------------------------------------
+    def _track(self, event: Event) -> None:
+        """Is a turn running? (A graceful shutdown waits for it.)"""
+        if isinstance(event, ToolCall):
+            self._pending_tools += 1
+        elif isinstance(event, ToolResult):
+            self._pending_tools = max(0, self._pending_tools - 1)
+        if isinstance(event, AgentText | AgentAudio | Transcript | ToolCall | ToolResult):
+            self.idle.clear()
+        elif isinstance(event, TurnComplete) and self._pending_tools == 0:
+            self.idle.set()
+
+    async def _pump(self, backend: EmbeddedBackend) -> CloseRequest | None:
+        try:
+            async for event in backend.events():
+                self._track(event)
+                if isinstance(event, ErrorEvent):
+                    # ADK fills error messages with exception text: log it, send a summary.
+                    self._tally.record("model_error", event.message)
+                    event = ErrorEvent(message=MODEL_ERROR, retryable=event.retryable)
+                await self._send_events([event])
+        except BackendError as exc:
+            log.warning("session %s: %s", self.session_id, exc)
+            message = peer_message(exc)
+            if self.extended:
+                await self._send(encode_error("agent_error", message, retryable=exc.retryable))
+            return CloseRequest(1011, message)
+        return CloseRequest(1011, "the agent session ended; reconnect to continue")
+
+    # Client → agent ----------------------------------------------------------------------
+    async def _receive(self, backend: EmbeddedBackend) -> CloseRequest | None:
+        limit = self._opts.max_frame_bytes
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._closed = True
+                return None
+            if message["type"] == "websocket.disconnect":
+                self._closed = True
+                return None
+            frame: Frame | None = message.get("text")
+            if frame is None:
+                frame = message.get("bytes")
+            if frame is None:
+                continue
+            size = _frame_size(frame, limit)
+            if size > limit:
+                self._tally.record("frame_too_large", f"a {size}-byte frame")
+                return CloseRequest(1009, f"frame of {size} bytes is over the {limit}-byte limit")
+            try:
+                decoded = decode_client_frame(frame, extended=self.extended)
+            except FrameError as exc:
+                close = await self._client_error(exc.code, str(exc))
+            else:
+                close = await self._handle(decoded, backend)
+            if close is not None:
+                return close
+
+    async def _client_error(self, code: ErrorCode, message: str) -> CloseRequest | None:
+        self._tally.record(code, message, level=logging.INFO)
+        self._client_errors += 1
+        await self._send(encode_error(code, message))
+        if self._client_errors >= self._opts.max_client_errors:
+            return CloseRequest(1007, f"too many invalid messages ({self._client_errors})")
+        return None
+
+    async def _handle(self, msg: ClientMessage, backend: EmbeddedBackend) -> CloseRequest | None:
+        if self._ended:
+            return await self._client_error(
+                "after_end", "this session was ended by the client; open a new connection"
+            )
+        try:
+            if isinstance(msg, TextInput):
+                return await self._on_text(msg.text, backend)
+            if isinstance(msg, AudioInput):
+                await self._on_audio(msg.pcm, backend)
+                return None
+            assert isinstance(msg, EndInput)
+            self._ended = True
+            self._spawn(self._finish_after_turn())
+        except BackendError:
+            pass  # the agent failed; the pump reports it and closes
+        return None
+
+    async def _on_text(self, text: str, backend: EmbeddedBackend) -> CloseRequest | None:
+        if self.hub.draining:
+            await self._send(
+                encode_error("shutting_down", "the server is shutting down; reconnect shortly")
+            )
+            return None
+        limit = self._opts.max_text_chars
+        if len(text) > limit:
+            return await self._client_error(
+                "text_too_long", f"the text has {len(text)} characters; the limit is {limit}"
+            )
+        self.idle.clear()
+        await backend.send_text(text)
+        return None
+
+    async def _on_audio(self, pcm: bytes, backend: EmbeddedBackend) -> None:
+        if not pcm:
+            return
+        now = time.monotonic()
+        if not self._bucket.take(len(pcm), now):
+            self._tally.record("audio_rate_exceeded", "audio arrives faster than real time")
+            if self._tally.should_notify("audio_rate_exceeded", now, NOTIFY_EVERY_S):
+                await self._send(
+                    encode_error(
+                        "audio_rate_exceeded",
+                        "audio is arriving faster than real time; the excess was dropped. "
+                        "Send 16 kHz audio as it is captured",
+                    )
+                )
+            return
+        await backend.send_audio(pcm)
+
+    async def _finish_after_turn(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._opts.drain_timeout_s):
+                await self.idle.wait()
+        self.request_close(1000, "the client ended the session")

@@ -1,0 +1,339 @@
+// adkvoice browser client: text chat and voice over /ws/{session_id}, adkvoice.v1 extension
+// (binary PCM, typed JSON events), falling back to the seeds' JSON protocol if the server
+// does not select the extension. No build step, no dependencies.
+
+import { arrayBufferToBase64, base64ToArrayBuffer, startPlayer, startRecorder } from "./audio.js";
+
+const SUBPROTOCOL = "adkvoice.v1";
+const RECONNECT_BASE_MS = 500;
+const RECONNECT_MAX_MS = 15000;
+// Close codes after which reconnecting cannot help: the user must change something.
+const FINAL_CLOSE_CODES = new Set([1008]);
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  form: $("messageForm"),
+  input: $("message"),
+  send: $("sendButton"),
+  audio: $("startAudioButton"),
+  fresh: $("newSessionButton"),
+  messages: $("messages"),
+  status: $("status"),
+  mode: $("mode"),
+  usage: $("usage"),
+  session: $("sessionLabel"),
+};
+
+const state = {
+  ws: null,
+  extended: false,
+  audio: false,
+  sessionId: null,
+  token: null,
+  attempt: 0,
+  timer: null,
+  player: null,
+  recorder: null,
+  bubbles: { agentText: null, agentSpeech: null, userSpeech: null },
+  tools: new Map(),
+};
+
+// ------------------------------------------------------------------------- identity
+
+function randomId() {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes); // works outside secure contexts, unlike randomUUID
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function initSession() {
+  const params = new URLSearchParams(location.search);
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token") || hash.get("token");
+  if (token) {
+    sessionStorage.setItem("adkvoice.token", token);
+    params.delete("token");
+    const query = params.toString();
+    history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+  }
+  state.token = sessionStorage.getItem("adkvoice.token");
+  state.sessionId =
+    params.get("session") || sessionStorage.getItem("adkvoice.session") || randomId();
+  sessionStorage.setItem("adkvoice.session", state.sessionId);
+  ui.session.textContent = "session " + state.sessionId;
+}
+
+function socketUrl() {
+  const url = new URL("ws/" + encodeURIComponent(state.sessionId), location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = new URLSearchParams({ is_audio: String(state.audio) });
+  if (state.token) query.set("token", state.token);
+  url.search = query.toString();
+  url.hash = "";
+  return url.toString();
+}
+
+// ------------------------------------------------------------------------------ view
+
+function setStatus(text, level = "") {
+  ui.status.textContent = text;
+  ui.status.className = "status " + level;
+}
+
+function addBubble(kind, text = "", extra = []) {
+  const el = document.createElement("div");
+  el.className = ["msg", kind, ...extra].join(" ");
+  el.textContent = text;
+  ui.messages.appendChild(el);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  return el;
+}
+
+function appendTo(key, kind, text, extra) {
+  let el = state.bubbles[key];
+  if (!el) {
+    el = state.bubbles[key] = addBubble(kind, "", [...extra, "partial"]);
+  }
+  el.textContent += text;
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function finishBubble(key, wholeText) {
+  const el = state.bubbles[key];
+  if (el) {
+    if (wholeText) el.textContent = wholeText;
+    el.classList.remove("partial");
+  } else if (wholeText) {
+    const kind = key.startsWith("user") ? "user" : "agent";
+    const extra = key.endsWith("Speech") ? ["spoken"] : [];
+    addBubble(kind, wholeText, extra);
+  }
+  state.bubbles[key] = null;
+}
+
+function endTurn(interrupted) {
+  for (const key of Object.keys(state.bubbles)) {
+    if (interrupted && key.startsWith("agent") && state.bubbles[key]) {
+      state.bubbles[key].classList.add("interrupted");
+    }
+    finishBubble(key, null);
+  }
+}
+
+function notice(text, level = "info") {
+  addBubble("notice", text, level === "error" ? ["error"] : []);
+}
+
+// ---------------------------------------------------------------------- connection
+
+function connect() {
+  clearTimeout(state.timer);
+  const ws = new WebSocket(socketUrl(), [SUBPROTOCOL]);
+  ws.binaryType = "arraybuffer";
+  state.ws = ws;
+  setStatus(state.attempt ? "reconnecting…" : "connecting…");
+
+  ws.onopen = () => {
+    state.extended = ws.protocol === SUBPROTOCOL;
+    ui.send.disabled = false;
+    setStatus("connected" + (state.audio ? " · audio" : ""), "ok");
+    if (!state.extended) state.attempt = 0; // a seeds server sends no hello
+  };
+  ws.onmessage = (event) => {
+    if (ws !== state.ws) return;
+    if (event.data instanceof ArrayBuffer) {
+      playAudio(event.data);
+    } else {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        console.warn("ignored a frame that is not JSON");
+        return;
+      }
+      handle(message);
+    }
+  };
+  ws.onclose = (event) => {
+    if (ws !== state.ws) return; // an old socket we closed on purpose
+    ui.send.disabled = true;
+    endTurn(false);
+    const reason = event.reason ? ": " + event.reason : "";
+    if (FINAL_CLOSE_CODES.has(event.code) || (event.code === 1000 && /replaced/.test(event.reason))) {
+      setStatus(`closed (${event.code}${reason})`, "error");
+      return;
+    }
+    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** state.attempt);
+    const jittered = Math.round(delay * (0.5 + Math.random() / 2));
+    state.attempt += 1;
+    setStatus(`disconnected (${event.code}${reason}); reconnecting in ${(jittered / 1000).toFixed(1)} s`, "warning");
+    state.timer = setTimeout(connect, jittered);
+  };
+}
+
+function reconnectNow() {
+  const old = state.ws;
+  state.ws = null;
+  if (old && old.readyState <= WebSocket.OPEN) old.close(1000, "switching mode");
+  state.attempt = 0;
+  connect();
+}
+
+function send(frame) {
+  const ws = state.ws;
+  if (ws && ws.readyState === WebSocket.OPEN) {
+    ws.send(frame);
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- server messages
+
+function playAudio(buffer) {
+  if (state.player) state.player.push(buffer);
+}
+
+function handle(message) {
+  // The seeds' frames (a server without the extension).
+  if (message.mime_type === "audio/pcm") return playAudio(base64ToArrayBuffer(message.data));
+  if (message.mime_type === "text/plain") {
+    return state.audio
+      ? appendTo("agentSpeech", "agent", message.data, ["spoken"])
+      : appendTo("agentText", "agent", message.data, []);
+  }
+  if (!message.type && ("turn_complete" in message || "interrupted" in message)) {
+    if (message.interrupted === true) interrupted();
+    if (message.turn_complete === true) turnComplete();
+    return;
+  }
+  switch (message.type) {
+    case "hello":
+      state.attempt = 0;
+      if (message.resumed) notice("continuing the conversation");
+      break;
+    case "agent_text":
+      if (message.partial) appendTo("agentText", "agent", message.text, []);
+      else finishBubble("agentText", message.text);
+      break;
+    case "transcript": {
+      const key = message.speaker === "user" ? "userSpeech" : "agentSpeech";
+      const kind = message.speaker === "user" ? "user" : "agent";
+      if (message.finished) finishBubble(key, message.text);
+      else if (message.text) appendTo(key, kind, message.text, ["spoken"]);
+      break;
+    }
+    case "tool_call":
+      state.tools.set(message.id, addBubble("tool", `⚙ ${message.name}(${JSON.stringify(message.args)})`));
+      break;
+    case "tool_result": {
+      const el = state.tools.get(message.id) || addBubble("tool", `⚙ ${message.name}`);
+      el.textContent += " → " + JSON.stringify(message.response);
+      state.tools.delete(message.id);
+      break;
+    }
+    case "turn_complete":
+      turnComplete();
+      break;
+    case "interrupted":
+      interrupted();
+      break;
+    case "usage":
+      ui.usage.textContent = `tokens: ${message.total_tokens ?? "?"}`;
+      break;
+    case "notice":
+      setStatus(message.message, message.level === "warning" ? "warning" : "");
+      break;
+    case "error":
+      notice(message.message, "error");
+      break;
+    default:
+      console.debug("ignored server message", message.type);
+  }
+}
+
+function turnComplete() {
+  endTurn(false);
+  if (state.player) state.player.end();
+}
+
+function interrupted() {
+  // Stale agent audio must stop the moment the user cuts in.
+  if (state.player) state.player.flush();
+  endTurn(true);
+}
+
+// --------------------------------------------------------------------- user input
+
+function sendText(text) {
+  const frame = state.extended
+    ? JSON.stringify({ type: "text", text })
+    : JSON.stringify({ mime_type: "text/plain", data: text });
+  if (!send(frame)) {
+    notice("not connected: the message was not sent", "error");
+    return;
+  }
+  // A typed message cuts the agent off; whatever it was still saying is stale.
+  if (state.player) state.player.flush();
+  endTurn(false);
+  addBubble("user", text);
+}
+
+function sendAudio(buffer) {
+  if (!state.audio) return;
+  if (state.extended) send(buffer);
+  else send(JSON.stringify({ mime_type: "audio/pcm", data: arrayBufferToBase64(buffer) }));
+}
+
+async function startAudio() {
+  ui.audio.disabled = true;
+  try {
+    // Created inside the click handler: browsers only start audio after a user gesture.
+    state.player = await startPlayer();
+    state.recorder = await startRecorder(sendAudio);
+    state.audio = true;
+    ui.audio.textContent = "Stop Audio";
+    ui.audio.classList.add("active");
+    ui.mode.textContent = "audio";
+    reconnectNow();
+  } catch (error) {
+    await stopAudio();
+    notice("could not start audio: " + (error && error.message ? error.message : error), "error");
+  } finally {
+    ui.audio.disabled = false;
+  }
+}
+
+async function stopAudio() {
+  const { player, recorder } = state;
+  state.player = state.recorder = null;
+  const wasAudio = state.audio;
+  state.audio = false;
+  ui.audio.textContent = "Start Audio";
+  ui.audio.classList.remove("active");
+  ui.mode.textContent = "text";
+  if (recorder) await recorder.stop();
+  if (player) await player.close();
+  if (wasAudio) reconnectNow();
+}
+
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.input.value;
+  if (!text.trim()) return;
+  ui.input.value = "";
+  sendText(text);
+});
+
+ui.audio.addEventListener("click", () => (state.audio ? stopAudio() : startAudio()));
+
+ui.fresh.addEventListener("click", () => {
+  state.sessionId = randomId();
+  sessionStorage.setItem("adkvoice.session", state.sessionId);
+  ui.session.textContent = "session " + state.sessionId;
+  ui.messages.textContent = "";
+  reconnectNow();
+});
+
+initSession();
+connect();
