@@ -14,13 +14,16 @@ import signal
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from adkvoice.config import (
+    BackendChoice,
     ChatSettings,
     EmulatorSettings,
+    ServeSettings,
     SessionsSettings,
     choose_backend,
     point_genai_at,
@@ -120,22 +123,30 @@ def _make_view(settings: ChatSettings, out: Console) -> View:
 
 @contextlib.asynccontextmanager
 async def _live_endpoint(
-    settings: ChatSettings, say: Callable[[str], None]
+    backend: BackendChoice,
+    rules_file: Path | None,
+    say: Callable[[str], None],
+    *,
+    text_chunk_delay_s: float = 0.0,
+    audio_pacing: float = 0.0,
 ) -> AsyncIterator[tuple[str, Emulator | None]]:
     """Start the in-process emulator when there are no credentials (or when forced)."""
-    which = choose_backend(settings.backend, os.environ)
+    which = choose_backend(backend, os.environ)
     if which == "gemini":
         yield "Gemini", None
         return
     from adkvoice.emulator import Emulator, EmulatorOptions, load_rules
 
-    rules = load_rules(settings.emulator_rules) if settings.emulator_rules else None
-    streaming_feel = 0.03 if settings.output == "rich" else 0.0
-    emulator = Emulator(EmulatorOptions(rules=rules, text_chunk_delay_s=streaming_feel))
+    rules = load_rules(rules_file) if rules_file else None
+    emulator = Emulator(
+        EmulatorOptions(
+            rules=rules, text_chunk_delay_s=text_chunk_delay_s, audio_pacing=audio_pacing
+        )
+    )
     await emulator.start()
     try:
         point_genai_at(emulator.client_env())
-        if settings.backend == "auto":
+        if backend == "auto":
             say(
                 "No Google credentials found: using the built-in Live API emulator (scripted "
                 "replies). Set GOOGLE_API_KEY to talk to Gemini."
@@ -192,7 +203,10 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
         )
     store = open_store(settings.sessions)
     session_id = await _choose_session(settings, loaded.app_name, store, say)
-    async with _live_endpoint(settings, say) as (label, _emulator):
+    streaming_feel = 0.03 if settings.output == "rich" else 0.0
+    async with _live_endpoint(
+        settings.backend, settings.emulator_rules, say, text_chunk_delay_s=streaming_feel
+    ) as (label, _emulator):
         backend = EmbeddedBackend(
             loaded,
             modality="TEXT" if settings.text_replies else "AUDIO",
@@ -355,3 +369,48 @@ async def _sessions(settings: SessionsSettings, action: str, session_id: str | N
 def run_sessions(settings: SessionsSettings, action: str, session_id: str | None = None) -> int:
     configure_logging(settings.debug)
     return _run_main(lambda: _sessions(settings, action, session_id))
+
+
+async def _serve(settings: ServeSettings) -> int:
+    from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
+    from adkvoice.server import ServeOptions, serve
+
+    err = Console(stderr=True)
+
+    def say(message: str) -> None:
+        err.print(message, style="cyan", highlight=False, soft_wrap=True)
+
+    loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
+    store = open_store(settings.sessions)
+    async with _live_endpoint(
+        settings.backend, settings.emulator_rules, say, text_chunk_delay_s=0.03, audio_pacing=1.0
+    ) as (label, _emulator):
+        options = ServeOptions(
+            host=settings.host,
+            port=settings.port,
+            token=settings.token,
+            certfile=settings.certfile,
+            keyfile=settings.keyfile,
+            log_level="debug" if settings.debug else settings.log_level,
+            allowed_origins=settings.allowed_origins,
+            model=settings.model,
+            session_service=store.service,
+            endpoint_label=label,
+            max_sessions=settings.max_sessions,
+        )
+
+        def ready(url: str) -> None:
+            say(f"Serving {loaded.source} at {url} (conversations in {store.label})")
+            say("Ctrl-C stops it after running turns finish.")
+
+        await serve(loaded, options, on_ready=ready)
+    return 0
+
+
+def run_serve(settings: ServeSettings) -> int:
+    configure_logging(settings.debug)
+    try:
+        # serve() handles SIGINT/SIGTERM itself with a graceful drain.
+        return asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        return 0

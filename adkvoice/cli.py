@@ -249,6 +249,108 @@ def emulator(
     _run(action, debug)
 
 
+@app.command()
+def serve(
+    agent: AgentArg = None,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to bind. Anything but loopback requires --token."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")
+    ] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="ADKVOICE_TOKEN",
+            help="Require this token on WebSocket and /chat/stream (header `Authorization: Bearer …` or `?token=`).",
+            show_default=False,
+        ),
+    ] = None,
+    certfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--certfile",
+            help="TLS certificate (PEM); with --keyfile.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    keyfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyfile",
+            help="TLS private key (PEM).",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="A browser origin allowed besides the server's own (repeatable; * for any).",
+            show_default=False,
+        ),
+    ] = None,
+    backend: BackendOpt = BackendOption.auto,
+    model: ModelOpt = None,
+    sessions: SessionsOpt = None,
+    max_sessions: Annotated[
+        int,
+        typer.Option("--max-sessions", min=1, help="Sessions (WebSocket and SSE) served at once."),
+    ] = 32,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--emulator-rules",
+            help="A rules file (TOML) for the emulator's replies.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Host an agent for browsers and remote terminals.
+
+    Serves the browser client at /, the ADK streaming sample's WebSocket protocol at /ws/{session_id}?is_audio=true|false (the sample's own client works unchanged), Server-Sent Events at /chat/stream, and /healthz and /readyz. Ctrl-C drains running turns, then stops.
+    """
+    from adkvoice.config import ServeSettings
+
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        _fail(f"--log-level must be debug, info, warning or error, not {log_level!r}", 2)
+    settings = ServeSettings(
+        agent_path=agent,
+        host=host,
+        port=port,
+        token=token,
+        certfile=certfile,
+        keyfile=keyfile,
+        allowed_origins=tuple(allow_origin or ()),
+        backend=backend.value,
+        model=model,
+        sessions=sessions,
+        max_sessions=max_sessions,
+        log_level=log_level.lower(),
+        emulator_rules=rules,
+        debug=debug,
+    )
+
+    def action() -> int:
+        from adkvoice.app import run_serve
+
+        return run_serve(settings)
+
+    _run(action, debug)
+
+
 sessions_app = typer.Typer(
     help="Past conversations: list them, show one, delete one.", no_args_is_help=True
 )

@@ -41,6 +41,24 @@ class SessionsSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    agent_path: Path | None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    allowed_origins: tuple[str, ...] = ()
+    backend: BackendChoice = "auto"
+    model: str | None = None
+    sessions: str | None = None
+    max_sessions: int = 32
+    log_level: str = "info"
+    emulator_rules: Path | None = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
 class EmulatorSettings:
     host: str = "127.0.0.1"
     port: int = 8765
