@@ -15,13 +15,14 @@ import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 
 from adkvoice.config import (
     BackendChoice,
     ChatSettings,
+    ConnectSettings,
     EmulatorSettings,
     ServeSettings,
     SessionsSettings,
@@ -29,13 +30,14 @@ from adkvoice.config import (
     point_genai_at,
 )
 from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
-from adkvoice.events import Event, TurnComplete
+from adkvoice.events import Event
 from adkvoice.line_input import LineReader
 from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
 from adkvoice.sessions import SessionStore, latest_session_id, open_store
+from adkvoice.turns import TurnTracker
 
 if TYPE_CHECKING:
-    from adkvoice.backends.embedded import EmbeddedBackend
+    from adkvoice.backends.base import Backend
     from adkvoice.emulator import Emulator
 
 EXIT_INTERRUPTED = 130
@@ -63,11 +65,12 @@ def configure_logging(debug: bool) -> None:
 class _Session:
     """One typed conversation: sends turns and waits for each one to complete."""
 
-    def __init__(self, backend: EmbeddedBackend, view: View, timeout_s: float | None) -> None:
+    def __init__(self, backend: Backend, view: View, timeout_s: float | None) -> None:
         self._backend = backend
         self._view = view
         self._timeout_s = timeout_s
         self._turn_done = asyncio.Event()
+        self._tracker = TurnTracker()
         self._failure: BaseException | None = None
         self._ended = False
 
@@ -84,7 +87,7 @@ class _Session:
 
     def _dispatch(self, event: Event) -> None:
         self._view.handle(event)
-        if isinstance(event, TurnComplete):
+        if self._tracker.feed(event):
             self._turn_done.set()
 
     async def turn(self, text: str) -> None:
@@ -118,7 +121,7 @@ def _make_view(settings: ChatSettings, out: Console) -> View:
         return JsonLinesView(sys.stdout)
     if settings.output == "plain":
         return PlainChatView(sys.stdout)
-    return RichChatView(out, spoken_replies=not settings.text_replies)
+    return RichChatView(out, spoken_replies=not settings.connect.text_replies)
 
 
 @contextlib.asynccontextmanager
@@ -159,12 +162,12 @@ async def _live_endpoint(
 
 
 async def _choose_session(
-    settings: ChatSettings, app_name: str, store: SessionStore, say: Callable[[str], None]
+    connect: ConnectSettings, app_name: str, store: SessionStore, say: Callable[[str], None]
 ) -> str | None:
     """The session to continue: `--session ID`, the latest with `--resume`, or a new one."""
-    if settings.session_id is not None or not settings.resume:
-        return settings.session_id
-    latest = await latest_session_id(store.service, app_name, settings.user_id)
+    if connect.session_id is not None or not connect.resume:
+        return connect.session_id
+    latest = await latest_session_id(store.service, app_name, connect.user_id)
     if latest is None:
         say(f"no earlier conversation with {app_name} in {store.label}: starting a new one")
         return None
@@ -172,21 +175,66 @@ async def _choose_session(
     return latest
 
 
-async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
+@contextlib.asynccontextmanager
+async def _open_backend(
+    connect: ConnectSettings, say: Callable[[str], None], *, text_chunk_delay_s: float = 0.0
+) -> AsyncIterator[Backend]:
+    """A started backend: remote for `--url`, otherwise the agent embedded in this process
+    (with the in-process emulator when there are no credentials). Closed on exit."""
+    modality: Literal["TEXT", "AUDIO"] = "TEXT" if connect.text_replies else "AUDIO"
+    if connect.url is not None:
+        from adkvoice.backends.remote import remote_backend
+
+        remote = remote_backend(connect.url, modality=modality, token=connect.token)
+        await remote.start()
+        try:
+            say(f"connected to {remote.description}")
+            yield remote
+        finally:
+            await remote.close()
+        return
+
     from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
     from adkvoice.backends.embedded import EmbeddedBackend
 
+    # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
+    loaded = load_agent_dir(connect.agent_path) if connect.agent_path else load_bundled_agent()
+    store = open_store(connect.sessions)
+    session_id = await _choose_session(connect, loaded.app_name, store, say)
+    async with _live_endpoint(
+        connect.backend, connect.emulator_rules, say, text_chunk_delay_s=text_chunk_delay_s
+    ) as (label, _emulator):
+        embedded = EmbeddedBackend(
+            loaded,
+            modality=modality,
+            model=connect.model,
+            session_service=store.service,
+            user_id=connect.user_id,
+            session_id=session_id,
+            endpoint_label=label,
+        )
+        await embedded.start()
+        try:
+            say(f"{embedded.description}")
+            say(
+                f"conversation {embedded.session_id} (continue it with --resume or "
+                f"--session {embedded.session_id})"
+            )
+            yield embedded
+        finally:
+            await embedded.close()
+
+
+async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
     view = _make_view(settings, out)
     rich_view = view if isinstance(view, RichChatView) else None
 
     def say(message: str) -> None:
         if rich_view is not None:
             rich_view.notice(message)
-        else:
+        elif settings.output == "plain":
             err.print(message, style="cyan", highlight=False, soft_wrap=True)
 
-    # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
-    loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
     loop = asyncio.get_running_loop()
     interactive = sys.stdin.isatty()
     if settings.output == "rich":
@@ -201,29 +249,11 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
         reader = LineReader(
             loop, sys.stdin, interactive=interactive, read_prompted=_prompt_on_stderr
         )
-    store = open_store(settings.sessions)
-    session_id = await _choose_session(settings, loaded.app_name, store, say)
     streaming_feel = 0.03 if settings.output == "rich" else 0.0
-    async with _live_endpoint(
-        settings.backend, settings.emulator_rules, say, text_chunk_delay_s=streaming_feel
-    ) as (label, _emulator):
-        backend = EmbeddedBackend(
-            loaded,
-            modality="TEXT" if settings.text_replies else "AUDIO",
-            model=settings.model,
-            session_service=store.service,
-            user_id=settings.user_id,
-            session_id=session_id,
-            endpoint_label=label,
-        )
-        await backend.start()
+    async with _open_backend(settings.connect, say, text_chunk_delay_s=streaming_feel) as backend:
         if rich_view is not None:
-            rich_view.notice(f"{backend.description} — type a message; Ctrl-D to quit")
-            rich_view.notice(
-                f"conversation {backend.session_id} (continue it with --resume or "
-                f"--session {backend.session_id})"
-            )
-            if not settings.text_replies:
+            rich_view.notice("type a message; Ctrl-D to quit")
+            if not settings.connect.text_replies:
                 rich_view.notice(
                     "spoken replies are shown as their transcript: audio playback is not "
                     "available yet; use --text for text replies",
@@ -241,7 +271,6 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
                 (out.file if settings.output == "rich" else sys.stderr).write("\n")
         finally:
             view.close()
-            await backend.close()
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer

@@ -11,12 +11,15 @@ import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adkvoice import __version__
 from adkvoice.errors import AdkVoiceError
+
+if TYPE_CHECKING:
+    from adkvoice.config import ConnectSettings
 
 EXIT_INTERNAL = 70
 
@@ -106,6 +109,23 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Override the agent's live model name.", show_default=False),
 ]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Talk to a remote agent instead: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, or any server speaking the ADK streaming sample's protocol) or ws://HOST:PORT/run_live?app_name=AGENT (adk api_server / adk web).",
+        show_default=False,
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="ADKVOICE_TOKEN",
+        help="The token a remote server (--url) asks for.",
+        show_default=False,
+    ),
+]
 SessionsOpt = Annotated[
     str | None,
     typer.Option(
@@ -122,6 +142,45 @@ DebugOpt = Annotated[
 ]
 
 
+def _connect_settings(
+    *,
+    agent: Path | None,
+    url: str | None,
+    token: str | None,
+    backend: BackendOption,
+    model: str | None,
+    text: bool,
+    user_id: str,
+    session_id: str | None,
+    resume: bool,
+    sessions: str | None,
+    rules: Path | None,
+) -> ConnectSettings:
+    from adkvoice.config import ConnectSettings
+
+    if url is not None:
+        if agent is not None:
+            _fail("give an agent directory or --url, not both", 2)
+        if resume or session_id is not None:
+            _fail(
+                "with --url the session id is part of the URL (…/ws/SESSION_ID); drop --resume/--session",
+                2,
+            )
+    return ConnectSettings(
+        agent_path=agent,
+        url=url,
+        token=token,
+        backend=backend.value,
+        model=model,
+        text_replies=text,
+        user_id=user_id,
+        session_id=session_id,
+        resume=resume,
+        sessions=sessions,
+        emulator_rules=rules,
+    )
+
+
 @app.command()
 def chat(
     agent: AgentArg = None,
@@ -132,6 +191,8 @@ def chat(
         bool,
         typer.Option("--json", help="Write one JSON object per event (JSON lines) to stdout."),
     ] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
     backend: BackendOpt = BackendOption.auto,
     model: ModelOpt = None,
     timeout: Annotated[
@@ -189,20 +250,20 @@ def chat(
         output = "plain"
     else:
         output = "rich"
-    settings = ChatSettings(
-        agent_path=agent,
-        backend=backend.value,
+    connect = _connect_settings(
+        agent=agent,
+        url=url,
+        token=token,
+        backend=backend,
         model=model,
-        text_replies=text,
-        output=output,
-        timeout_s=timeout,
-        debug=debug,
+        text=text,
         user_id=user_id,
         session_id=session_id,
         resume=resume,
         sessions=sessions,
-        emulator_rules=rules,
+        rules=rules,
     )
+    settings = ChatSettings(connect=connect, output=output, timeout_s=timeout, debug=debug)
 
     def action() -> int:
         from adkvoice.app import run_chat

@@ -17,19 +17,29 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
-class ChatSettings:
-    agent_path: Path | None
+class ConnectSettings:
+    """Which agent to talk to and how: embedded (an agent directory or the built-in one)
+    or remote (`url`)."""
+
+    agent_path: Path | None = None
+    url: str | None = None  # a remote agent: ws://…/ws/ID or ws://…/run_live?app_name=…
+    token: str | None = None  # for a remote agent
     backend: BackendChoice = "auto"
     model: str | None = None
     text_replies: bool = False
-    output: OutputMode = "rich"
-    timeout_s: float | None = None
-    debug: bool = False
     user_id: str = "user"
     session_id: str | None = None
     resume: bool = False
     sessions: str | None = None  # the --sessions store; None = the default SQLite file
     emulator_rules: Path | None = None
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    connect: ConnectSettings
+    output: OutputMode = "rich"
+    timeout_s: float | None = None
+    debug: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from adkvoice.events import (
     UserText,
     to_json_dict,
 )
+from adkvoice.turns import TurnTracker
 
 if TYPE_CHECKING:
     from google.adk.sessions.session import Session
@@ -93,6 +94,7 @@ class RichChatView:
         self._tokens: int | None = None
         self._audio_s = 0.0
         self._tools: dict[str, ToolCall] = {}
+        self._turns = TurnTracker()
 
     # -- turn bookkeeping -------------------------------------------------------------
     def user_turn(self, text: str) -> None:
@@ -141,6 +143,7 @@ class RichChatView:
 
     # -- events -------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
+        answered = self._turns.feed(event)
         if isinstance(event, AgentText):
             self._mark_output()
             self._stream(
@@ -176,7 +179,9 @@ class RichChatView:
         elif isinstance(event, Usage):
             self._tokens = event.total_tokens
         elif isinstance(event, TurnComplete):
-            self._turn_complete()
+            self._end_line()
+            if answered:  # not the model turn that only asked for a tool
+                self._turn_complete()
         elif isinstance(event, Notice):
             self._end_line()
             style = "yellow" if event.level == "warning" else "cyan"
@@ -240,6 +245,7 @@ class PlainChatView:
         self._segment = _Segment()
         self._kind: str | None = None
         self._wrote_in_turn = False
+        self._turns = TurnTracker()
 
     def user_turn(self, text: str) -> None:
         self._wrote_in_turn = False
@@ -263,11 +269,12 @@ class PlainChatView:
         self._out.flush()
 
     def handle(self, event: Event) -> None:
+        answered = self._turns.feed(event)
         if isinstance(event, AgentText):
             self._write("text", event.text, partial=event.partial)
         elif isinstance(event, Transcript) and event.speaker == "agent":
             self._write("speech", event.text, partial=not event.finished)
-        elif isinstance(event, TurnComplete):
+        elif answered:
             if self._wrote_in_turn:
                 self._out.write("\n")
                 self._out.flush()

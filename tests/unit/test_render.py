@@ -110,3 +110,14 @@ def test_value_formatting_is_bounded() -> None:
     long = format_value({"k": "v" * 500})
     assert len(long) == 120
     assert long.endswith("…")
+
+
+def test_a_tool_round_ends_with_one_summary_line() -> None:
+    view, out = _rich()
+    view.user_turn("time?")
+    view.handle(ev.ToolCall(call_id="1", name="get_current_time", args={}))
+    view.handle(ev.ToolResult(call_id="1", name="get_current_time", response={}, duration_s=0.001))
+    view.handle(ev.TurnComplete())  # Gemini 2.x: the turn that asked for the tool
+    view.handle(ev.AgentText(text="It is noon.", partial=False))
+    view.handle(ev.TurnComplete())
+    assert sum(line.startswith("── ") for line in out.getvalue().splitlines()) == 1

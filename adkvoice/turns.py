@@ -1,0 +1,50 @@
+"""When has the agent finished answering? A pure tracker over the event stream.
+
+A model turn can end with a tool call: ADK then runs the tool, sends its result, and
+the model answers in a further turn. So a `TurnComplete` ends the user's turn only when
+agent output (text, speech, audio) has arrived since the last tool result; two
+completes in a row with nothing between them also end it (the model chose not to say
+anything after the tool).
+"""
+
+from __future__ import annotations
+
+from adkvoice.events import (
+    AgentAudio,
+    AgentText,
+    Event,
+    Interrupted,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    TurnComplete,
+)
+
+
+class TurnTracker:
+    def __init__(self) -> None:
+        self._tool_round = False  # a tool ran and the model has not answered since
+        self._empty_completes = 0
+
+    def reset(self) -> None:
+        self._tool_round = False
+        self._empty_completes = 0
+
+    def feed(self, event: Event) -> bool:
+        """Fold in one event; True when it ends the agent's answer to the user's turn."""
+        if isinstance(event, ToolCall | ToolResult):
+            self._tool_round = True
+            self._empty_completes = 0
+        elif isinstance(event, AgentText | AgentAudio) or (
+            isinstance(event, Transcript) and event.speaker == "agent"
+        ) or isinstance(event, Interrupted):
+            self._tool_round = False
+        elif isinstance(event, TurnComplete):
+            if not self._tool_round:
+                self.reset()
+                return True
+            self._empty_completes += 1
+            if self._empty_completes >= 2:
+                self.reset()
+                return True
+        return False
