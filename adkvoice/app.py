@@ -120,7 +120,7 @@ def _make_view(settings: ChatSettings, out: Console) -> View:
     if settings.output == "json":
         return JsonLinesView(sys.stdout)
     if settings.output == "plain":
-        return PlainChatView(sys.stdout)
+        return PlainChatView(sys.stdout, sys.stderr)
     return RichChatView(out, spoken_replies=not settings.connect.text_replies)
 
 

@@ -240,8 +240,9 @@ class RichChatView:
 class PlainChatView:
     """Replies only, as plain text: one reply per turn, for pipes and scripts."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], err: IO[str] | None = None) -> None:
         self._out = out
+        self._err = err  # notices and errors, kept off the replies
         self._segment = _Segment()
         self._kind: str | None = None
         self._wrote_in_turn = False
@@ -274,6 +275,10 @@ class PlainChatView:
             self._write("text", event.text, partial=event.partial)
         elif isinstance(event, Transcript) and event.speaker == "agent":
             self._write("speech", event.text, partial=not event.finished)
+        elif isinstance(event, Notice | ErrorEvent) and self._err is not None:
+            prefix = "error: " if isinstance(event, ErrorEvent) else ""
+            self._err.write(f"{prefix}{event.message}\n")
+            self._err.flush()
         elif answered:
             if self._wrote_in_turn:
                 self._out.write("\n")

@@ -102,6 +102,7 @@ class _RemoteBase:
         self._buffered_audio = 0
         self._dropped_audio_notice = False
         self._turn_text: str | None = None  # the typed turn awaiting its reply
+        self._turn_sent = False  # it went out on a connection (else it is still pending)
         self._turn_answered = False
 
     # -- subclass hooks -----------------------------------------------------------------
@@ -223,10 +224,12 @@ class _RemoteBase:
 
     async def _after_reconnect(self) -> None:
         assert self._ws is not None
-        if self._turn_text is not None and not self._turn_answered:
+        in_flight = self._turn_text is not None and self._turn_sent
+        if in_flight and not self._turn_answered:
+            assert self._turn_text is not None
             self._events.put_nowait(Notice(message="sending your last message again"))
             self._pending_sends.appendleft((self._encode_text(self._turn_text), False))
-        elif self._turn_text is not None:
+        elif in_flight:
             # Part of the reply arrived before the drop; the rest is gone.
             self._events.put_nowait(
                 ErrorEvent(message="the reply was cut off by the connection drop", retryable=True)
@@ -235,6 +238,7 @@ class _RemoteBase:
             self._turn_text = None
         while self._pending_sends:
             await self._ws.send(self._pending_sends.popleft()[0])
+        self._turn_sent = self._turn_text is not None
         self._buffered_audio = 0
 
     def _note_turn_progress(self, event: Event) -> None:
@@ -246,13 +250,14 @@ class _RemoteBase:
             self._turn_text = None
 
     # -- sending ------------------------------------------------------------------------
-    async def _send(self, frame: Frame, *, is_audio: bool = False) -> None:
+    async def _send(self, frame: Frame, *, is_audio: bool = False) -> bool:
+        """Send now, or keep the frame for after the reconnect; True if it went out."""
         if self._failure is not None:
             raise self._failure
         if self._connected.is_set() and self._ws is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._ws.send(frame)
-                return
+                return True
         # Disconnected: keep text, and a bounded amount of audio, for after the reconnect.
         if is_audio:
             self._buffered_audio += len(frame)
@@ -265,6 +270,7 @@ class _RemoteBase:
                         )
                     )
         self._pending_sends.append((frame, is_audio))
+        return False
 
     def _drop_oldest_audio(self) -> bool:
         for index, (frame, audio) in enumerate(self._pending_sends):
@@ -277,7 +283,9 @@ class _RemoteBase:
     async def send_text(self, text: str) -> None:
         self._turn_text = text
         self._turn_answered = False
-        await self._send(self._encode_text(text))
+        self._turn_sent = False
+        # A text kept for after the reconnect is sent then; only a sent one is repeated.
+        self._turn_sent = await self._send(self._encode_text(text))
 
     async def send_audio(self, pcm16k: bytes) -> None:
         await self._send(self._encode_audio(pcm16k), is_audio=True)

@@ -1,0 +1,46 @@
+"""Remote backend pieces that need no server: URLs and the backoff schedule."""
+
+import random
+
+import pytest
+
+from adkvoice.backends.remote import Backoff, RunLiveRemote, SeedsRemote, remote_backend
+from adkvoice.errors import ConfigError
+
+
+def test_backoff_grows_is_jittered_and_bounded() -> None:
+    delays = list(
+        Backoff(first_s=0.5, factor=2, max_s=4, jitter=0.25, attempts=6).delays(random.Random(7))
+    )
+    assert len(delays) == 6
+    nominal = [0.5, 1, 2, 4, 4, 4]
+    for got, want in zip(delays, nominal, strict=True):
+        assert want * 0.75 <= got <= want * 1.25
+    assert len(set(delays)) == 6  # jitter spreads clients that dropped together
+
+
+def test_url_picks_the_protocol() -> None:
+    assert isinstance(remote_backend("ws://h:1/ws/abc", modality="TEXT"), SeedsRemote)
+    live = remote_backend("ws://h:1/run_live?app_name=my_agent", modality="AUDIO")
+    assert isinstance(live, RunLiveRemote)
+    assert "modalities=AUDIO" in live._connect_url()
+    assert "session_id=adkvoice-" in live._connect_url()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://h:1/ws/abc", "ws:// or wss://"),
+        ("ws://h:1/", "must name a session"),
+        ("ws://h:1/run_live", "app_name"),
+    ],
+)
+def test_bad_urls_are_one_clear_line(url: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        remote_backend(url, modality="TEXT")
+
+
+def test_seeds_url_gets_is_audio_from_the_modality() -> None:
+    assert SeedsRemote("ws://h/ws/a", modality="AUDIO")._connect_url().endswith("is_audio=true")
+    kept = SeedsRemote("ws://h/ws/a?is_audio=false&x=1", modality="AUDIO")._connect_url()
+    assert "is_audio=false" in kept
