@@ -26,11 +26,12 @@ from adkvoice.config import (
     EmulatorSettings,
     ServeSettings,
     SessionsSettings,
+    TalkSettings,
     choose_backend,
     point_genai_at,
 )
 from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
-from adkvoice.events import Event
+from adkvoice.events import Event, Notice
 from adkvoice.line_input import LineReader
 from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
 from adkvoice.sessions import SessionStore, latest_session_id, open_store
@@ -39,6 +40,8 @@ from adkvoice.turns import TurnTracker
 if TYPE_CHECKING:
     from adkvoice.backends.base import Backend
     from adkvoice.emulator import Emulator
+    from adkvoice.talk import TalkSession
+    from adkvoice.wav_source import WavSource
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -443,3 +446,124 @@ def run_serve(settings: ServeSettings) -> int:
         return asyncio.run(_serve(settings))
     except KeyboardInterrupt:
         return 0
+
+
+def run_devices(debug: bool) -> int:
+    """`adkvoice devices`: list inputs and outputs with default marks and usable rates."""
+    configure_logging(debug)
+    from adkvoice.audio import list_devices
+    from adkvoice.render import devices_table
+
+    out = Console()
+    out.print(devices_table(list_devices()))
+    out.print(
+        "Pick one with --input-device / --output-device: an index or part of a name.",
+        style="dim",
+    )
+    return 0
+
+
+async def _talk(settings: TalkSettings, console: Console) -> int:
+    from adkvoice.keys import KeyReader
+    from adkvoice.playback import Playback
+    from adkvoice.talk import TalkSession, run_until_done
+    from adkvoice.talk_view import TalkState, TalkView
+
+    view = TalkView(console, TalkState(push_to_talk=settings.push_to_talk))
+
+    def say(message: str) -> None:
+        view.handle(Notice(message=message))
+
+    source: Any
+    if settings.input_wav is not None:
+        from adkvoice.wav_source import WavSource
+
+        source = WavSource(settings.input_wav)
+    else:
+        from adkvoice.capture import Capture
+
+        source = Capture(settings.input_device)
+    playback = Playback(settings.output_device, tap=settings.record_dir is not None)
+    recorder = None
+    if settings.record_dir is not None:
+        from adkvoice.recorder import Recorder
+
+        recorder = Recorder(settings.record_dir)
+    keys: KeyReader | None = None
+    view.start()
+    try:
+        # Devices first: a missing microphone should fail before the model is dialled.
+        if settings.input_wav is None:
+            await source.start()
+        await playback.start()
+        async with _open_backend(settings.connect, say) as backend:
+            session = TalkSession(
+                backend,
+                view,
+                playback,
+                push_to_talk=settings.push_to_talk,
+                half_duplex=not settings.echo_cancellation,
+                recorder=recorder,
+            )
+            if not settings.echo_cancellation:
+                say("echo cancellation off: use headphones, or the agent may hear itself")
+            else:
+                say(
+                    "no echo canceller available yet: the microphone is muted to the model "
+                    "while the agent speaks; speak up to cut in"
+                )
+                session.half_duplex = True
+            loop = asyncio.get_running_loop()
+            if KeyReader.available() and settings.input_wav is None:
+                keys = KeyReader(
+                    loop,
+                    lambda item: loop.create_task(session.on_input(item)).add_done_callback(
+                        _log_failure
+                    ),
+                )
+                keys.start()
+            say("speak now" if not settings.push_to_talk else "press space to talk")
+            tasks = [
+                asyncio.create_task(session.pump_mic(source), name="mic"),
+                asyncio.create_task(session.pump_events(), name="events"),
+                asyncio.create_task(session.watch_playback(), name="playback"),
+            ]
+            if settings.input_wav is not None:
+                tasks.append(asyncio.create_task(_end_after_wav(session, source), name="wav"))
+            await run_until_done(session, tasks)
+    finally:
+        if keys is not None:
+            keys.stop()
+        view.stop()
+        with contextlib.suppress(Exception):
+            await playback.aclose()
+        if settings.input_wav is None:
+            with contextlib.suppress(Exception):
+                await source.aclose()
+        if recorder is not None:
+            recorder.close()
+            console.print(f"Recorded {recorder.wav_path} and {recorder.events_path}", style="dim")
+    return 0
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger(__name__).warning("key handling failed: %s", task.exception())
+
+
+async def _end_after_wav(session: TalkSession, source: WavSource) -> None:
+    """With --input-wav: end once the file has been heard, answered and played."""
+    await source.finished.wait()
+    session.answered.clear()
+    # The model answers once it hears the silence after the speech.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            await session.answered.wait()
+    await session.playback.drain(timeout_s=60)
+    session.quit.set()
+
+
+def run_talk(settings: TalkSettings) -> int:
+    configure_logging(settings.debug)
+    console = Console()
+    return _run_main(lambda: _talk(settings, console))

@@ -412,6 +412,135 @@ def serve(
     _run(action, debug)
 
 
+@app.command()
+def talk(
+    agent: AgentArg = None,
+    input_device: Annotated[
+        str | None,
+        typer.Option(
+            "--input-device",
+            "-i",
+            help="Microphone: an index or part of a name (see `adkvoice devices`).",
+            show_default=False,
+        ),
+    ] = None,
+    output_device: Annotated[
+        str | None,
+        typer.Option(
+            "--output-device", "-o", help="Speaker: an index or part of a name.", show_default=False
+        ),
+    ] = None,
+    push_to_talk: Annotated[
+        bool,
+        typer.Option(
+            "--push-to-talk",
+            help="Space starts your turn and space ends it, instead of the model detecting when you stop.",
+        ),
+    ] = False,
+    no_aec: Annotated[
+        bool,
+        typer.Option("--no-aec", help="No echo handling: full duplex, for headphones."),
+    ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Write a stereo WAV (you left, agent right) and a JSONL event log into this directory.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    input_wav: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-wav",
+            help="Speak this WAV file instead of the microphone, then exit after the reply (for scripts and CI).",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    backend: BackendOpt = BackendOption.auto,
+    model: ModelOpt = None,
+    session_id: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            "--session-id",
+            help="Continue (or start) the conversation with this id.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
+    ] = False,
+    sessions: SessionsOpt = None,
+    user_id: UserOpt = "user",
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--emulator-rules",
+            help="A rules file (TOML) for the emulator's replies.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Talk to an agent by voice.
+
+    You speak; the agent answers through the speaker while its words and yours are transcribed on screen. Speak over it to cut in. Keys: m mutes the microphone, t types a message, q quits (space talks with --push-to-talk).
+    """
+    from adkvoice.config import TalkSettings
+
+    connect = _connect_settings(
+        agent=agent,
+        url=url,
+        token=token,
+        backend=backend,
+        model=model,
+        text=False,
+        user_id=user_id,
+        session_id=session_id,
+        resume=resume,
+        sessions=sessions,
+        rules=rules,
+    )
+    settings = TalkSettings(
+        connect=connect,
+        input_device=input_device,
+        output_device=output_device,
+        push_to_talk=push_to_talk,
+        echo_cancellation=not no_aec,
+        record_dir=record,
+        input_wav=input_wav,
+        debug=debug,
+    )
+
+    def action() -> int:
+        from adkvoice.app import run_talk
+
+        return run_talk(settings)
+
+    _run(action, debug)
+
+
+@app.command()
+def devices(debug: DebugOpt = False) -> None:
+    """List audio inputs and outputs: index, name, default marks and the rates each accepts."""
+
+    def action() -> int:
+        from adkvoice.app import run_devices
+
+        return run_devices(debug)
+
+    _run(action, debug)
+
+
 sessions_app = typer.Typer(
     help="Past conversations: list them, show one, delete one.", no_args_is_help=True
 )

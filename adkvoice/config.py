@@ -43,6 +43,18 @@ class ChatSettings:
 
 
 @dataclass(frozen=True)
+class TalkSettings:
+    connect: ConnectSettings
+    input_device: str | None = None
+    output_device: str | None = None
+    push_to_talk: bool = False
+    echo_cancellation: bool = True
+    record_dir: Path | None = None
+    input_wav: Path | None = None
+    debug: bool = False
+
+
+@dataclass(frozen=True)
 class SessionsSettings:
     agent_path: Path | None
     sessions: str | None = None

@@ -36,6 +36,7 @@ from adkvoice.turns import TurnTracker
 if TYPE_CHECKING:
     from google.adk.sessions.session import Session
 
+    from adkvoice.audio import DeviceInfo
     from adkvoice.sessions import SessionSummary
 
 _MAX_VALUE_CHARS = 120
@@ -356,3 +357,33 @@ def session_transcript(session: Session) -> Group:
             elif part.function_response:
                 lines.append(Text("  ↳ " + format_value(part.function_response.response), "dim"))
     return Group(*lines)
+
+
+def devices_table(devices: list[DeviceInfo]) -> Table:
+    """Audio devices with default marks and the rates each accepts, per direction."""
+    table = Table(title="Audio devices", title_justify="left")
+    table.add_column("#", justify="right", style="cyan")
+    table.add_column("name")
+    table.add_column("host API", style="dim")
+    table.add_column("input (Hz)")
+    table.add_column("output (Hz)")
+
+    def rates(values: tuple[int, ...], default: bool) -> Text:
+        if not values:
+            return Text("—", "dim")
+        text = Text(
+            ", ".join(f"{r // 1000}k" if r % 1000 == 0 else f"{r / 1000:g}k" for r in values)
+        )
+        if default:
+            text.append(" (default)", "bold green")
+        return text
+
+    for device in devices:
+        table.add_row(
+            str(device.index),
+            device.name,
+            device.hostapi,
+            rates(device.input_rates, device.default_input),
+            rates(device.output_rates, device.default_output),
+        )
+    return table
