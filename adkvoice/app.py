@@ -31,7 +31,7 @@ from adkvoice.config import (
     point_genai_at,
 )
 from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
-from adkvoice.events import Event, Notice
+from adkvoice.events import AgentAudio, Event, Interrupted, Notice
 from adkvoice.line_input import LineReader
 from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
 from adkvoice.sessions import SessionStore, latest_session_id, open_store
@@ -40,6 +40,7 @@ from adkvoice.turns import TurnTracker
 if TYPE_CHECKING:
     from adkvoice.backends.base import Backend
     from adkvoice.emulator import Emulator
+    from adkvoice.playback import Playback
     from adkvoice.talk import TalkSession
     from adkvoice.wav_source import WavSource
 
@@ -68,10 +69,17 @@ def configure_logging(debug: bool) -> None:
 class _Session:
     """One typed conversation: sends turns and waits for each one to complete."""
 
-    def __init__(self, backend: Backend, view: View, timeout_s: float | None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        view: View,
+        timeout_s: float | None,
+        player: Playback | None = None,
+    ) -> None:
         self._backend = backend
         self._view = view
         self._timeout_s = timeout_s
+        self._player = player  # plays spoken replies; None shows only their transcript
         self._turn_done = asyncio.Event()
         self._tracker = TurnTracker()
         self._failure: BaseException | None = None
@@ -89,9 +97,21 @@ class _Session:
             self._turn_done.set()
 
     def _dispatch(self, event: Event) -> None:
+        if self._player is not None:
+            if isinstance(event, AgentAudio):
+                self._player.enqueue(event.pcm, event.sample_rate)
+            elif isinstance(event, Interrupted):
+                self._player.flush()
         self._view.handle(event)
         if self._tracker.feed(event):
+            if self._player is not None:
+                self._player.end_reply()
             self._turn_done.set()
+
+    async def finish_speaking(self) -> None:
+        """Let a spoken reply play to its end."""
+        if self._player is not None:
+            await self._player.drain(timeout_s=120)
 
     async def turn(self, text: str) -> None:
         if self._failure is not None:
@@ -111,6 +131,7 @@ class _Session:
             raise self._failure
         if self._ended:
             raise ConnectionLostError("the live session ended before the reply completed")
+        await self.finish_speaking()
 
 
 def _prompt_on_stderr(_prompt: str) -> str:
@@ -253,16 +274,13 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
             loop, sys.stdin, interactive=interactive, read_prompted=_prompt_on_stderr
         )
     streaming_feel = 0.03 if settings.output == "rich" else 0.0
+    player = None
+    if not settings.connect.text_replies and settings.output != "json":
+        player = await _open_player(say)
     async with _open_backend(settings.connect, say, text_chunk_delay_s=streaming_feel) as backend:
         if rich_view is not None:
             rich_view.notice("type a message; Ctrl-D to quit")
-            if not settings.connect.text_replies:
-                rich_view.notice(
-                    "spoken replies are shown as their transcript: audio playback is not "
-                    "available yet; use --text for text replies",
-                    warning=True,
-                )
-        session = _Session(backend, view, settings.timeout_s)
+        session = _Session(backend, view, settings.timeout_s, player)
         consumer = asyncio.create_task(session.consume(), name="events")
         reader.start()
         try:
@@ -277,7 +295,23 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
+            if player is not None:
+                await player.aclose()
     return 0
+
+
+async def _open_player(say: Callable[[str], None]) -> Playback | None:
+    """The speaker for spoken replies, or None (with a notice) when there is none."""
+    from adkvoice.errors import AudioDeviceError
+    from adkvoice.playback import Playback
+
+    player = Playback()
+    try:
+        await player.start()
+    except AudioDeviceError as exc:
+        say(f"spoken replies are shown as text only: {exc}")
+        return None
+    return player
 
 
 def _run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
