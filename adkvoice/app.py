@@ -201,7 +201,11 @@ async def _choose_session(
 
 @contextlib.asynccontextmanager
 async def _open_backend(
-    connect: ConnectSettings, say: Callable[[str], None], *, text_chunk_delay_s: float = 0.0
+    connect: ConnectSettings,
+    say: Callable[[str], None],
+    *,
+    text_chunk_delay_s: float = 0.0,
+    manual_activity: bool = False,
 ) -> AsyncIterator[Backend]:
     """A started backend: remote for `--url`, otherwise the agent embedded in this process
     (with the in-process emulator when there are no credentials). Closed on exit."""
@@ -236,6 +240,7 @@ async def _open_backend(
             user_id=connect.user_id,
             session_id=session_id,
             endpoint_label=label,
+            manual_activity=manual_activity,
         )
         await embedded.start()
         try:
@@ -530,7 +535,9 @@ async def _talk(settings: TalkSettings, console: Console) -> int:
         if settings.input_wav is None:
             await source.start()
         await playback.start()
-        async with _open_backend(settings.connect, say) as backend:
+        async with _open_backend(
+            settings.connect, say, manual_activity=settings.push_to_talk
+        ) as backend:
             session = TalkSession(
                 backend,
                 view,

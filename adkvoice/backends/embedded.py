@@ -87,6 +87,7 @@ class EmbeddedBackend:
         user_id: str = "user",
         session_id: str | None = None,
         endpoint_label: str = "Gemini",
+        manual_activity: bool = False,
     ) -> None:
         self._loaded = loaded
         self._modality = modality
@@ -95,6 +96,9 @@ class EmbeddedBackend:
         self._user_id = user_id
         self._session_id = session_id or f"adkvoice-{uuid.uuid4().hex[:12]}"
         self._endpoint_label = endpoint_label
+        # Push-to-talk: the client marks turns with activity start/end instead of the
+        # model's own voice activity detection.
+        self._manual_activity = manual_activity
         self._queue: LiveRequestQueue | None = None
         # None marks the end of the conversation.
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -151,6 +155,13 @@ class EmbeddedBackend:
             output_audio_transcription=types.AudioTranscriptionConfig() if audio else None,
             input_audio_transcription=types.AudioTranscriptionConfig(),
             session_resumption=types.SessionResumptionConfig(),
+            realtime_input_config=(
+                types.RealtimeInputConfig(
+                    automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
+                )
+                if self._manual_activity
+                else None
+            ),
         )
 
     async def start(self) -> None:

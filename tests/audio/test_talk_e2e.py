@@ -5,6 +5,7 @@ ADK, the in-process Live API emulator."""
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -162,3 +163,49 @@ def _wait_for_sound(recording: Recording, timeout_s: float) -> float:
             return recording.started_at + float(np.argmax(active)) * 0.02
         time.sleep(0.05)
     raise AssertionError("the agent never spoke")
+
+
+def test_push_to_talk_turn(pulse: PulseServer, speech_wav: Path, tmp_path: Path) -> None:
+    """Space opens the turn, space closes it; the model's own detection is off."""
+    controller, terminal = pty.openpty()
+    env = clean_env(pulse.client_env(os.environ))
+    env["COLUMNS"] = "200"
+    try:
+        with subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "adkvoice",
+                "talk",
+                "-i",
+                "adkv_mic",
+                "-o",
+                "adkv_speaker",
+                "--sessions",
+                "memory",
+                "--push-to-talk",
+            ],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        ) as proc:
+            talk = TalkProcess(proc)
+            try:
+                talk.wait_for("press space to talk", timeout_s=60)
+                os.write(controller, b" ")
+                pulse.play_into_mic(speech_wav).wait(timeout=30)
+                time.sleep(0.3)
+                assert not any("agent 🔊" in line for line in talk.lines)  # turn still open
+                os.write(controller, b" ")
+                talk.wait_for("agent 🔊", timeout_s=30)
+                os.write(controller, b"q")
+                proc.wait(timeout=20)
+            finally:
+                proc.kill()
+        assert proc.returncode == 0
+    finally:
+        os.close(controller)
+        os.close(terminal)
