@@ -35,6 +35,7 @@ from adkvoice.events import AgentAudio, Event, Interrupted, Notice
 from adkvoice.line_input import LineReader
 from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
 from adkvoice.sessions import SessionStore, latest_session_id, open_store
+from adkvoice.tasks import cancel_and_wait
 from adkvoice.turns import TurnTracker
 
 if TYPE_CHECKING:
@@ -297,9 +298,7 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
                 (out.file if settings.output == "rich" else sys.stderr).write("\n")
         finally:
             view.close()
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            await cancel_and_wait(consumer)
             if player is not None:
                 await player.aclose()
     return 0
@@ -342,7 +341,9 @@ def _run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, terminate)
-        return await main()
+        result = await main()
+        # SIGTERM may land while cleanup runs after main's own exit: it still counts.
+        return EXIT_TERMINATED if exit_code == EXIT_TERMINATED else result
 
     try:
         exit_code = asyncio.run(runner())

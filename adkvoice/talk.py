@@ -16,7 +16,6 @@ itself on laptop speakers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from adkvoice.keys import Command, TypedLine
 from adkvoice.playback import Playback, ReplyStart
 from adkvoice.recorder import Recorder
 from adkvoice.talk_view import TalkView, latency_line, playback_finished
+from adkvoice.tasks import cancel_and_wait
 from adkvoice.turns import TurnTracker
 
 SILENCE_CHUNK = bytes(640)  # 20 ms of 16 kHz s16le
@@ -182,8 +182,4 @@ async def run_until_done(session: TalkSession, tasks: list[asyncio.Task[None]]) 
             if task is not quit_waiter and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        for task in [*tasks, quit_waiter]:
-            task.cancel()
-        for task in [*tasks, quit_waiter]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*tasks, quit_waiter])

@@ -19,6 +19,7 @@ from adkvoice.errors import (
     ModelRejectedError,
 )
 from adkvoice.events import Event
+from adkvoice.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from google.adk.agents.live_request_queue import LiveRequestQueue
@@ -242,6 +243,4 @@ class EmbeddedBackend:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=2.0)
             except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await cancel_and_wait(self._task)

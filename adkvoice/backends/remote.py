@@ -43,6 +43,7 @@ from adkvoice.events import (
     Transcript,
     TurnComplete,
 )
+from adkvoice.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -313,9 +314,7 @@ class _RemoteBase:
                 await self._goodbye(self._ws)
                 await asyncio.wait_for(self._ws.close(), timeout=2)
         if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _goodbye(self, ws: ClientConnection) -> None:
         """Tell the server we are leaving, if the protocol has a way."""
