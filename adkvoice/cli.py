@@ -136,6 +136,29 @@ SessionsOpt = Annotated[
         show_default=False,
     ),
 ]
+SessionIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--session",
+        "--session-id",
+        help="Continue (or start) the conversation with this id.",
+        show_default=False,
+    ),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
+]
+EmulatorRulesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--emulator-rules",
+        help="A rules file (TOML) for the emulator's replies.",
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 UserOpt = Annotated[str, typer.Option("--user-id", help="The ADK user id.")]
 DebugOpt = Annotated[
     bool, typer.Option("--debug", help="Show debug logs and tracebacks on errors.")
@@ -204,31 +227,11 @@ def chat(
             show_default=False,
         ),
     ] = None,
-    session_id: Annotated[
-        str | None,
-        typer.Option(
-            "--session",
-            "--session-id",
-            help="Continue (or start) the conversation with this id.",
-            show_default=False,
-        ),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
-    ] = False,
+    session_id: SessionIdOpt = None,
+    resume: ResumeOpt = False,
     sessions: SessionsOpt = None,
     user_id: UserOpt = "user",
-    rules: Annotated[
-        Path | None,
-        typer.Option(
-            "--emulator-rules",
-            help="A rules file (TOML) for the emulator's replies.",
-            exists=True,
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    rules: EmulatorRulesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Type to an agent; its replies stream as they are generated.
@@ -367,16 +370,7 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
-    rules: Annotated[
-        Path | None,
-        typer.Option(
-            "--emulator-rules",
-            help="A rules file (TOML) for the emulator's replies.",
-            exists=True,
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    rules: EmulatorRulesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Host an agent for browsers and remote terminals.
@@ -464,31 +458,11 @@ def talk(
     token: TokenOpt = None,
     backend: BackendOpt = BackendOption.auto,
     model: ModelOpt = None,
-    session_id: Annotated[
-        str | None,
-        typer.Option(
-            "--session",
-            "--session-id",
-            help="Continue (or start) the conversation with this id.",
-            show_default=False,
-        ),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
-    ] = False,
+    session_id: SessionIdOpt = None,
+    resume: ResumeOpt = False,
     sessions: SessionsOpt = None,
     user_id: UserOpt = "user",
-    rules: Annotated[
-        Path | None,
-        typer.Option(
-            "--emulator-rules",
-            help="A rules file (TOML) for the emulator's replies.",
-            exists=True,
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    rules: EmulatorRulesOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Talk to an agent by voice.

@@ -86,12 +86,17 @@ class _RemoteBase:
     """Connection management shared by both wire formats."""
 
     def __init__(
-        self, url: str, *, modality: Modality, token: str | None, backoff: Backoff
+        self,
+        url: str,
+        *,
+        modality: Modality,
+        token: str | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self._url = url
         self._modality = modality
         self._token = token
-        self._backoff = backoff
+        self._backoff = backoff or Backoff()
         self._ws: ClientConnection | None = None
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -323,16 +328,7 @@ class _RemoteBase:
 class SeedsRemote(_RemoteBase):
     """`adkvoice serve` or a server speaking the ADK streaming sample's `/ws` protocol."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        modality: Modality,
-        token: str | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__(url, modality=modality, token=token, backoff=backoff or Backoff())
-        self._extended = False
+    _extended = False  # set from the handshake: the server chose adkvoice.v1
 
     @property
     def description(self) -> str:
@@ -381,7 +377,7 @@ class RunLiveRemote(_RemoteBase):
         token: str | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(url, modality=modality, token=token, backoff=backoff or Backoff())
+        super().__init__(url, modality=modality, token=token, backoff=backoff)
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         if not query.get("app_name"):
             raise ConfigError(
