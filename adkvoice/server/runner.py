@@ -80,6 +80,11 @@ def _bind(options: ServeOptions) -> socket.socket:
         raise ConfigError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from None
+    # asyncio turns on TCP_NODELAY only for sockets whose proto is IPPROTO_TCP, and accepted
+    # sockets copy the listener's proto; create_server leaves it 0. Without NODELAY, Nagle
+    # holds a reply's first audio frame behind the small JSON frame sent just before it
+    # until the client's delayed ACK: ~40 ms added to every reply. Same socket, right proto.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=sock.detach())
     sock.setblocking(False)
     return sock
 

@@ -1,6 +1,13 @@
 // adkvoice browser client: text chat and voice over /ws/{session_id}, adkvoice.v1 extension
 // (binary PCM, typed JSON events), falling back to the seeds' JSON protocol if the server
 // does not select the extension. No build step, no dependencies.
+//
+// Page parameters: ?session=ID continues a conversation; ?token=T (or #token=T) for a
+// server that requires one; ?protocol=seeds speaks only the seeds' protocol (base64 JSON),
+// as the ADK sample's own page does.
+//
+// `window.adkvoice.stats` is a read-only snapshot of counters (connections, frames, audio
+// bytes each way, samples played) for debugging and for the browser tests.
 
 import { arrayBufferToBase64, base64ToArrayBuffer, startPlayer, startRecorder } from "./audio.js";
 
@@ -36,7 +43,29 @@ const state = {
   recorder: null,
   bubbles: { agentText: null, agentSpeech: null, userSpeech: null },
   tools: new Map(),
+  seedsOnly: false,
+  switching: false, // a reconnect we started on purpose (mode switch): no "continuing" notice
 };
+
+const stats = {
+  connects: 0, // sockets opened
+  closes: 0, // sockets closed (any reason)
+  lastClose: null, // {code, reason} of the last close
+  protocol: "", // "adkvoice.v1" or "seeds" for the open socket
+  framesIn: 0,
+  audioChunksIn: 0, // agent audio chunks handed to the player
+  audioBytesIn: 0,
+  audioChunksOut: 0, // microphone chunks sent
+  audioBytesOut: 0,
+  samplesPlayed: 0, // agent samples the player worklet has output (as it last reported)
+  underruns: 0,
+};
+
+window.adkvoice = Object.freeze({
+  get stats() {
+    return { ...stats, lastClose: stats.lastClose && { ...stats.lastClose } };
+  },
+});
 
 // ------------------------------------------------------------------------- identity
 
@@ -57,6 +86,7 @@ function initSession() {
     history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
   }
   state.token = sessionStorage.getItem("adkvoice.token");
+  state.seedsOnly = params.get("protocol") === "seeds";
   state.sessionId =
     params.get("session") || sessionStorage.getItem("adkvoice.session") || randomId();
   sessionStorage.setItem("adkvoice.session", state.sessionId);
@@ -128,19 +158,27 @@ function notice(text, level = "info") {
 
 function connect() {
   clearTimeout(state.timer);
-  const ws = new WebSocket(socketUrl(), [SUBPROTOCOL]);
+  const ws = new WebSocket(socketUrl(), state.seedsOnly ? [] : [SUBPROTOCOL]);
   ws.binaryType = "arraybuffer";
   state.ws = ws;
   setStatus(state.attempt ? "reconnecting…" : "connecting…");
 
   ws.onopen = () => {
+    if (ws !== state.ws) return;
     state.extended = ws.protocol === SUBPROTOCOL;
+    stats.connects += 1;
+    stats.protocol = state.extended ? SUBPROTOCOL : "seeds";
     ui.send.disabled = false;
     setStatus("connected" + (state.audio ? " · audio" : ""), "ok");
-    if (!state.extended) state.attempt = 0; // a seeds server sends no hello
+    if (!state.extended) {
+      // A seeds server sends no hello.
+      state.attempt = 0;
+      state.switching = false;
+    }
   };
   ws.onmessage = (event) => {
     if (ws !== state.ws) return;
+    stats.framesIn += 1;
     if (event.data instanceof ArrayBuffer) {
       playAudio(event.data);
     } else {
@@ -155,7 +193,11 @@ function connect() {
     }
   };
   ws.onclose = (event) => {
+    stats.closes += 1;
+    stats.lastClose = { code: event.code, reason: event.reason };
     if (ws !== state.ws) return; // an old socket we closed on purpose
+    stats.protocol = "";
+    state.switching = false;
     ui.send.disabled = true;
     endTurn(false);
     const reason = event.reason ? ": " + event.reason : "";
@@ -176,6 +218,7 @@ function reconnectNow() {
   state.ws = null;
   if (old && old.readyState <= WebSocket.OPEN) old.close(1000, "switching mode");
   state.attempt = 0;
+  state.switching = true;
   connect();
 }
 
@@ -191,7 +234,15 @@ function send(frame) {
 // ---------------------------------------------------------------- server messages
 
 function playAudio(buffer) {
-  if (state.player) state.player.push(buffer);
+  if (!state.player) return;
+  stats.audioChunksIn += 1;
+  stats.audioBytesIn += buffer.byteLength;
+  state.player.push(buffer);
+}
+
+function playerState(message) {
+  if (message && typeof message.played === "number") stats.samplesPlayed = message.played;
+  if (message && typeof message.underruns === "number") stats.underruns = message.underruns;
 }
 
 function handle(message) {
@@ -210,7 +261,8 @@ function handle(message) {
   switch (message.type) {
     case "hello":
       state.attempt = 0;
-      if (message.resumed) notice("continuing the conversation");
+      if (message.resumed && !state.switching) notice("continuing the conversation");
+      state.switching = false;
       break;
     case "agent_text":
       if (message.partial) appendTo("agentText", "agent", message.text, []);
@@ -281,15 +333,21 @@ function sendText(text) {
 
 function sendAudio(buffer) {
   if (!state.audio) return;
-  if (state.extended) send(buffer);
-  else send(JSON.stringify({ mime_type: "audio/pcm", data: arrayBufferToBase64(buffer) }));
+  const size = buffer.byteLength;
+  const sent = state.extended
+    ? send(buffer)
+    : send(JSON.stringify({ mime_type: "audio/pcm", data: arrayBufferToBase64(buffer) }));
+  if (sent) {
+    stats.audioChunksOut += 1;
+    stats.audioBytesOut += size;
+  }
 }
 
 async function startAudio() {
   ui.audio.disabled = true;
   try {
     // Created inside the click handler: browsers only start audio after a user gesture.
-    state.player = await startPlayer();
+    state.player = await startPlayer(playerState);
     state.recorder = await startRecorder(sendAudio);
     state.audio = true;
     ui.audio.textContent = "Stop Audio";

@@ -4,6 +4,7 @@
 // (the user cut in); {command: "end"} says the turn is over, so a reply shorter than the
 // prebuffer still plays. Output starts once `prebufferMs` are queued, which hides the
 // bursty delivery of realtime models; after an underrun it waits for the prebuffer again.
+// State changes are posted back as {playing, underruns, played} (played: samples output).
 // The context runs at 24 kHz, so samples are copied without resampling.
 
 class PcmPlayerProcessor extends AudioWorkletProcessor {
@@ -19,6 +20,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     this.playing = false;
     this.ending = false;
     this.underruns = 0;
+    this.played = 0; // queued samples output so far (reported with every state change)
     this.port.onmessage = (event) => this.onMessage(event.data);
   }
 
@@ -50,7 +52,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
   setPlaying(playing) {
     if (playing !== this.playing) {
       this.playing = playing;
-      this.port.postMessage({ playing, underruns: this.underruns });
+      this.port.postMessage({ playing, underruns: this.underruns, played: this.played });
     }
   }
 
@@ -68,6 +70,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
         this.readIndex = (this.readIndex + 1) % this.capacity;
       }
       this.queued -= count;
+      this.played += count;
       written = count;
       if (this.queued === 0) {
         if (count < channel.length && !this.ending) this.underruns += 1;

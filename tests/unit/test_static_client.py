@@ -113,4 +113,5 @@ def test_worklets(tmp_path: Path) -> None:
     assert results["afterFlush"] == 0  # interruption drops queued audio at once
     assert results["shortReplyWaits"] == 0
     assert results["shortReplyPlays"] == [-0.5, -0.5, 0]  # the end of a turn plays the tail
-    assert results["states"][0] == {"playing": True, "underruns": 0}
+    # The first state change: playback started, nothing output yet.
+    assert results["states"][0] == {"playing": True, "underruns": 0, "played": 0}
