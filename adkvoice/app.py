@@ -504,6 +504,7 @@ def run_devices(debug: bool) -> int:
 
 
 async def _talk(settings: TalkSettings, console: Console) -> int:
+    from adkvoice.echo import EchoCanceller, try_canceller  # light: the engine loads lazily
     from adkvoice.keys import KeyReader
     from adkvoice.playback import Playback
     from adkvoice.talk import TalkSession, run_until_done
@@ -523,7 +524,15 @@ async def _talk(settings: TalkSettings, console: Console) -> int:
         from adkvoice.capture import Capture
 
         source = Capture(settings.input_device)
-    playback = Playback(settings.output_device, tap=settings.record_dir is not None)
+    # A file as the microphone hears no echo; otherwise load the canceller (a native
+    # library, ~0.25 s) off the loop while the devices open.
+    echo_loading: asyncio.Task[EchoCanceller | str] | None = None
+    if settings.echo_cancellation and settings.input_wav is None:
+        echo_loading = asyncio.create_task(asyncio.to_thread(try_canceller))
+    playback = Playback(
+        settings.output_device,
+        tap=settings.record_dir is not None or echo_loading is not None,  # echo reference
+    )
     recorder = None
     if settings.record_dir is not None:
         from adkvoice.recorder import Recorder
@@ -539,22 +548,25 @@ async def _talk(settings: TalkSettings, console: Console) -> int:
         async with _open_backend(
             settings.connect, say, manual_activity=settings.push_to_talk
         ) as backend:
+            echo = await echo_loading if echo_loading is not None else None
             session = TalkSession(
                 backend,
                 view,
                 playback,
                 push_to_talk=settings.push_to_talk,
-                half_duplex=not settings.echo_cancellation,
+                half_duplex=echo_loading is not None,  # the fallback without a canceller
                 recorder=recorder,
+                canceller=echo if not isinstance(echo, str) else None,
             )
             if not settings.echo_cancellation:
                 say("echo cancellation off: use headphones, or the agent may hear itself")
-            else:
+            elif isinstance(echo, str):
                 say(
-                    "no echo canceller available yet: the microphone is muted to the model "
-                    "while the agent speaks; speak up to cut in"
+                    f"{echo}: the microphone is muted to the model while the agent speaks; "
+                    "speak up to cut in"
                 )
-                session.half_duplex = True
+            elif echo is not None:
+                say(f"echo cancellation on ({echo.name}): speak any time, even over the agent")
             loop = asyncio.get_running_loop()
             if KeyReader.available() and settings.input_wav is None:
                 keys = KeyReader(
@@ -609,3 +621,12 @@ def run_talk(settings: TalkSettings) -> int:
     configure_logging(settings.debug)
     console = Console()
     return _run_main(lambda: _talk(settings, console))
+
+
+def run_echo_test(input_device: str | None, output_device: str | None, debug: bool) -> int:
+    """`adkvoice talk --echo-test`: measure the speaker-to-mic delay and echo reduction."""
+    configure_logging(debug)
+    from adkvoice.echo_test import run_echo_test as echo_test
+
+    console = Console()
+    return _run_main(lambda: echo_test(input_device, output_device, console))

@@ -433,7 +433,10 @@ def talk(
     ] = False,
     no_aec: Annotated[
         bool,
-        typer.Option("--no-aec", help="No echo handling: full duplex, for headphones."),
+        typer.Option(
+            "--no-aec",
+            help="No echo cancellation: the raw microphone, full duplex (for headphones).",
+        ),
     ] = False,
     record: Annotated[
         Path | None,
@@ -454,6 +457,13 @@ def talk(
             show_default=False,
         ),
     ] = None,
+    echo_test: Annotated[
+        bool,
+        typer.Option(
+            "--echo-test",
+            help="Play a test sound, measure the speaker-to-microphone delay and how much echo the canceller removes, then exit.",
+        ),
+    ] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
     backend: BackendOpt = BackendOption.auto,
@@ -471,6 +481,15 @@ def talk(
     """
     from adkvoice.config import TalkSettings
 
+    if echo_test:
+
+        def measure() -> int:
+            from adkvoice.app import run_echo_test
+
+            return run_echo_test(input_device, output_device, debug)
+
+        _run(measure, debug)
+        return
     connect = _connect_settings(
         agent=agent,
         url=url,

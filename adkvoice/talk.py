@@ -7,10 +7,16 @@ through `Playback`; events go to the view and the recorder. Turn-taking:
 - push-to-talk: the talk key sends activity start, pressing it again activity end.
 
 Barge-in: when the user speaks over the agent (local voice detection, or the server's
-`interrupted`), queued agent audio is flushed at once. Without echo cancellation the mic
-is half-duplex while the agent speaks: the model hears silence unless the user's voice is
-clearly louder than the echo (a higher barge-in threshold), so the agent does not hear
-itself on laptop speakers.
+`interrupted`), queued agent audio is flushed at once.
+
+Echo, three ways:
+- echo cancellation (the default when a canceller is installed, `adkvoice.echo`): full
+  duplex; the model and the local voice detection hear the microphone with the agent's
+  own voice taken out, so the user can cut in at normal loudness;
+- `--no-aec` (headphones): full duplex on the raw microphone;
+- no canceller available (or it fails): half duplex. While the agent speaks the model
+  hears silence unless the user's voice is clearly louder than the echo (a higher
+  barge-in threshold), so the agent does not hear itself on laptop speakers.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
+import numpy as np
 from rich.text import Text
 
 from adkvoice.backends.base import Backend
 from adkvoice.capture import CaptureChunk
-from adkvoice.dsp import EnergyVad, pcm_to_int16
+from adkvoice.dsp import EnergyVad, Int16Array, int16_to_pcm, pcm_to_int16, rms_dbfs
+from adkvoice.echo import EchoCanceller
 from adkvoice.events import AgentAudio, Event, Interrupted, Notice
 from adkvoice.keys import Command, TypedLine
 from adkvoice.playback import Playback, ReplyStart
@@ -34,6 +42,8 @@ from adkvoice.tasks import cancel_and_wait
 from adkvoice.turns import TurnTracker
 
 SILENCE_CHUNK = bytes(640)  # 20 ms of 16 kHz s16le
+SILENT_FRAME = np.zeros(320, dtype=np.int16)
+OVER_ECHO_DB = 10.0  # how much louder than the loudest possible echo a voice must be
 
 
 @dataclass
@@ -55,17 +65,23 @@ class TalkSession:
         push_to_talk: bool,
         half_duplex: bool,
         recorder: Recorder | None = None,
+        canceller: EchoCanceller | None = None,
     ) -> None:
+        """With a `canceller` the mic is full duplex on the cleaned audio (`half_duplex`
+        is ignored); the playback needs `tap=True` then, for the echo reference."""
         self.backend = backend
         self.view = view
         self.playback = playback
         self.push_to_talk = push_to_talk
-        self.half_duplex = half_duplex
+        self.canceller = canceller
+        self.half_duplex = half_duplex and canceller is None
         self.recorder = recorder
         self.vad = EnergyVad()
         # While the agent speaks without echo cancellation, only a clearly louder voice
         # counts as the user cutting in.
         self.barge_in_vad = EnergyVad(min_dbfs=-28.0, margin_db=18.0)
+        # With echo cancellation: the raw microphone, where it is clearly over the echo.
+        self._over_echo_vad = EnergyVad()
         self.turns = TurnTracker()
         self.latency = Latency()
         self.talking = False  # push-to-talk: the user's turn is open
@@ -84,15 +100,65 @@ class TalkSession:
             self.view.state.mic_level_db = chunk.level_dbfs
             if self.recorder is not None:
                 self.recorder.add_mic(chunk.pcm, chunk.captured_at)
-            frame = pcm_to_int16(chunk.pcm)
+            pcm = chunk.pcm
+            frame = raw = pcm_to_int16(pcm)
+            if self.canceller is not None:
+                self._drain_played()  # the reference up to now, before the chunk it matches
+                frame = self._cancel_echo(raw, chunk.captured_at)
+                pcm = int16_to_pcm(frame)
             speaking = self.playback.playing
             if self.vad.feed(frame) == "speech_end":
                 self.latency = Latency(speech_end_at=time.monotonic())
             barge = self.barge_in_vad.feed(frame) if speaking else None
-            if speaking and (barge == "speech_start" or (not self.half_duplex and self.vad.active)):
+            over_echo = self._over_echo_vad.feed(self._over_echo(raw)) if speaking else None
+            if speaking and (
+                barge == "speech_start"
+                or over_echo == "speech_start"
+                or (not self.half_duplex and self.vad.active)
+            ):
                 self._barge_in()
-            await self._send_mic(chunk.pcm if not self.muted else SILENCE_CHUNK, speaking)
+            await self._send_mic(pcm if not self.muted else SILENCE_CHUNK, speaking)
             self.view.refresh()
+
+    def _cancel_echo(self, frame: Int16Array, captured_at: float) -> Int16Array:
+        """The chunk with the agent's echo taken out; on a canceller failure, the raw
+        chunk and half duplex from now on."""
+        canceller = self.canceller
+        assert canceller is not None
+        try:
+            return canceller.process(frame, captured_at)
+        except Exception as exc:
+            self.canceller = None
+            self.half_duplex = True
+            self.view.handle(
+                Notice(
+                    message=f"echo cancellation failed ({type(exc).__name__}): the microphone "
+                    "is muted to the model while the agent speaks; speak up to cut in"
+                )
+            )
+            return frame
+
+    def _over_echo(self, raw: Int16Array) -> Int16Array:
+        """The raw chunk when it is clearly louder than any echo of what just played,
+        else silence. The canceller holds a near-end voice back until it has learnt the
+        echo path (or that there is none, on headphones); this lets the user cut in then."""
+        canceller = self.canceller
+        if canceller is None or rms_dbfs(raw) < canceller.expected_echo_dbfs + OVER_ECHO_DB:
+            return SILENT_FRAME
+        return raw
+
+    def _drain_played(self) -> None:
+        """Audio as played, to the echo canceller (reference) and the recorder."""
+        blocks = self.playback.read_played()
+        if not blocks:
+            return
+        if self.canceller is not None:
+            self.canceller.add_played(blocks, self.playback.sample_rate)
+        if self.recorder is not None:
+            for block in blocks:
+                self.recorder.add_agent(
+                    block.samples, block.t, sample_rate=self.playback.sample_rate
+                )
 
     async def _send_mic(self, pcm: bytes, agent_speaking: bool) -> None:
         if self.push_to_talk and not self.talking:
@@ -162,11 +228,8 @@ class TalkSession:
     async def watch_playback(self) -> None:
         """Mode changes when playback ends, and the recorder's agent channel."""
         while not self.quit.is_set():
+            self._drain_played()
             if self.recorder is not None:
-                for block in self.playback.read_played():
-                    self.recorder.add_agent(
-                        block.samples, block.t, sample_rate=self.playback.sample_rate
-                    )
                 self.recorder.flush()
             if not self.playback.playing:
                 playback_finished(self.view.state)
