@@ -84,7 +84,7 @@ def test_report_lines() -> None:
     ]
     silent = EchoTestResult(
         delay=DelayEstimate(0.3, 0.05, -90.0),
-        canceller="no echo canceller installed (pip install 'adkvoice[aec]')",
+        canceller="no echo canceller installed (pip install 'livekit>=1.2,<2')",
     )
     first, second = silent.lines()
     assert "did not hear the speaker" in first
