@@ -9,38 +9,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from adkvoice.config import (
-    BackendChoice,
     ChatSettings,
-    ConnectSettings,
     EmulatorSettings,
     ServeSettings,
     SessionsSettings,
     TalkSettings,
-    choose_backend,
-    point_genai_at,
 )
+from adkvoice.connect import live_endpoint, open_backend
 from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
 from adkvoice.events import AgentAudio, Event, Interrupted, Notice
 from adkvoice.line_input import LineReader
 from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
-from adkvoice.sessions import SessionStore, latest_session_id, open_store
+from adkvoice.sessions import open_store
 from adkvoice.tasks import cancel_and_wait
 from adkvoice.turns import TurnTracker
 
 if TYPE_CHECKING:
     from adkvoice.backends.base import Backend
-    from adkvoice.emulator import Emulator
     from adkvoice.playback import Playback
     from adkvoice.talk import TalkSession
     from adkvoice.wav_source import WavSource
@@ -149,112 +143,6 @@ def _make_view(settings: ChatSettings, out: Console) -> View:
     return RichChatView(out, spoken_replies=not settings.connect.text_replies)
 
 
-@contextlib.asynccontextmanager
-async def _live_endpoint(
-    backend: BackendChoice,
-    rules_file: Path | None,
-    say: Callable[[str], None],
-    *,
-    text_chunk_delay_s: float = 0.0,
-    audio_pacing: float = 0.0,
-) -> AsyncIterator[tuple[str, Emulator | None]]:
-    """Start the in-process emulator when there are no credentials (or when forced)."""
-    which = choose_backend(backend, os.environ)
-    if which == "gemini":
-        yield "Gemini", None
-        return
-    from adkvoice.emulator import Emulator, EmulatorOptions, load_rules
-
-    rules = load_rules(rules_file) if rules_file else None
-    emulator = Emulator(
-        EmulatorOptions(
-            rules=rules, text_chunk_delay_s=text_chunk_delay_s, audio_pacing=audio_pacing
-        )
-    )
-    await emulator.start()
-    try:
-        point_genai_at(emulator.client_env())
-        if backend == "auto":
-            say(
-                "No Google credentials found: using the built-in Live API emulator (scripted "
-                "replies). Set GOOGLE_API_KEY to talk to Gemini."
-            )
-        else:
-            say("Using the built-in Live API emulator (scripted replies).")
-        yield "emulator", emulator
-    finally:
-        await emulator.stop()
-
-
-async def _choose_session(
-    connect: ConnectSettings, app_name: str, store: SessionStore, say: Callable[[str], None]
-) -> str | None:
-    """The session to continue: `--session ID`, the latest with `--resume`, or a new one."""
-    if connect.session_id is not None or not connect.resume:
-        return connect.session_id
-    latest = await latest_session_id(store.service, app_name, connect.user_id)
-    if latest is None:
-        say(f"no earlier conversation with {app_name} in {store.label}: starting a new one")
-        return None
-    say(f"resuming conversation {latest}")
-    return latest
-
-
-@contextlib.asynccontextmanager
-async def _open_backend(
-    connect: ConnectSettings,
-    say: Callable[[str], None],
-    *,
-    text_chunk_delay_s: float = 0.0,
-    manual_activity: bool = False,
-) -> AsyncIterator[Backend]:
-    """A started backend: remote for `--url`, otherwise the agent embedded in this process
-    (with the in-process emulator when there are no credentials). Closed on exit."""
-    modality: Literal["TEXT", "AUDIO"] = "TEXT" if connect.text_replies else "AUDIO"
-    if connect.url is not None:
-        from adkvoice.backends.remote import remote_backend
-
-        remote = remote_backend(connect.url, modality=modality, token=connect.token)
-        await remote.start()
-        try:
-            say(f"connected to {remote.description}")
-            yield remote
-        finally:
-            await remote.close()
-        return
-
-    from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
-    from adkvoice.backends.embedded import EmbeddedBackend
-
-    # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
-    loaded = load_agent_dir(connect.agent_path) if connect.agent_path else load_bundled_agent()
-    store = open_store(connect.sessions)
-    session_id = await _choose_session(connect, loaded.app_name, store, say)
-    async with _live_endpoint(
-        connect.backend, connect.emulator_rules, say, text_chunk_delay_s=text_chunk_delay_s
-    ) as (label, _emulator):
-        embedded = EmbeddedBackend(
-            loaded,
-            modality=modality,
-            model=connect.model,
-            session_service=store.service,
-            user_id=connect.user_id,
-            session_id=session_id,
-            endpoint_label=label,
-            manual_activity=manual_activity,
-        )
-        await embedded.start()
-        try:
-            say(f"{embedded.description}")
-            say(
-                f"conversation {embedded.session_id} (continue it with --resume or "
-                f"--session {embedded.session_id})"
-            )
-            yield embedded
-        finally:
-            await embedded.close()
-
-
 async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
     view = _make_view(settings, out)
     rich_view = view if isinstance(view, RichChatView) else None
@@ -283,7 +171,7 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
     player = None
     if not settings.connect.text_replies and settings.output != "json":
         player = await _open_player(say)
-    async with _open_backend(settings.connect, say, text_chunk_delay_s=streaming_feel) as backend:
+    async with open_backend(settings.connect, say, text_chunk_delay_s=streaming_feel) as backend:
         if rich_view is not None:
             rich_view.notice("type a message; Ctrl-D to quit")
         session = _Session(backend, view, settings.timeout_s, player)
@@ -454,7 +342,7 @@ async def _serve(settings: ServeSettings) -> int:
 
     loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
     store = open_store(settings.sessions)
-    async with _live_endpoint(
+    async with live_endpoint(
         settings.backend, settings.emulator_rules, say, text_chunk_delay_s=0.03, audio_pacing=1.0
     ) as (label, _emulator):
         options = ServeOptions(
@@ -545,7 +433,7 @@ async def _talk(settings: TalkSettings, console: Console) -> int:
         if settings.input_wav is None:
             await source.start()
         await playback.start()
-        async with _open_backend(
+        async with open_backend(
             settings.connect, say, manual_activity=settings.push_to_talk
         ) as backend:
             echo = await echo_loading if echo_loading is not None else None

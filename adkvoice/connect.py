@@ -1,0 +1,127 @@
+"""Which agent to talk to, and over what: a started backend for chat, talk and serve.
+
+Remote for `--url`; otherwise the agent embedded in this process, with its conversations
+in the `--sessions` store and the in-process Live API emulator when there are no Google
+credentials (one visible line says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
+from adkvoice.sessions import SessionStore, latest_session_id, open_store
+
+if TYPE_CHECKING:
+    from adkvoice.backends.base import Backend
+    from adkvoice.emulator import Emulator
+
+
+@contextlib.asynccontextmanager
+async def live_endpoint(
+    backend: BackendChoice,
+    rules_file: Path | None,
+    say: Callable[[str], None],
+    *,
+    text_chunk_delay_s: float = 0.0,
+    audio_pacing: float = 0.0,
+) -> AsyncIterator[tuple[str, Emulator | None]]:
+    """Start the in-process emulator when there are no credentials (or when forced)."""
+    which = choose_backend(backend, os.environ)
+    if which == "gemini":
+        yield "Gemini", None
+        return
+    from adkvoice.emulator import Emulator, EmulatorOptions, load_rules
+
+    rules = load_rules(rules_file) if rules_file else None
+    emulator = Emulator(
+        EmulatorOptions(
+            rules=rules, text_chunk_delay_s=text_chunk_delay_s, audio_pacing=audio_pacing
+        )
+    )
+    await emulator.start()
+    try:
+        point_genai_at(emulator.client_env())
+        if backend == "auto":
+            say(
+                "No Google credentials found: using the built-in Live API emulator (scripted "
+                "replies). Set GOOGLE_API_KEY to talk to Gemini."
+            )
+        else:
+            say("Using the built-in Live API emulator (scripted replies).")
+        yield "emulator", emulator
+    finally:
+        await emulator.stop()
+
+
+async def choose_session(
+    connect: ConnectSettings, app_name: str, store: SessionStore, say: Callable[[str], None]
+) -> str | None:
+    """The session to continue: `--session ID`, the latest with `--resume`, or a new one."""
+    if connect.session_id is not None or not connect.resume:
+        return connect.session_id
+    latest = await latest_session_id(store.service, app_name, connect.user_id)
+    if latest is None:
+        say(f"no earlier conversation with {app_name} in {store.label}: starting a new one")
+        return None
+    say(f"resuming conversation {latest}")
+    return latest
+
+
+@contextlib.asynccontextmanager
+async def open_backend(
+    connect: ConnectSettings,
+    say: Callable[[str], None],
+    *,
+    text_chunk_delay_s: float = 0.0,
+    manual_activity: bool = False,
+) -> AsyncIterator[Backend]:
+    """A started backend: remote for `--url`, otherwise the agent embedded in this process
+    (with the in-process emulator when there are no credentials). Closed on exit."""
+    modality: Literal["TEXT", "AUDIO"] = "TEXT" if connect.text_replies else "AUDIO"
+    if connect.url is not None:
+        from adkvoice.backends.remote import remote_backend
+
+        remote = remote_backend(connect.url, modality=modality, token=connect.token)
+        await remote.start()
+        try:
+            say(f"connected to {remote.description}")
+            yield remote
+        finally:
+            await remote.close()
+        return
+
+    from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
+    from adkvoice.backends.embedded import EmbeddedBackend
+
+    # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
+    loaded = load_agent_dir(connect.agent_path) if connect.agent_path else load_bundled_agent()
+    store = open_store(connect.sessions)
+    session_id = await choose_session(connect, loaded.app_name, store, say)
+    async with live_endpoint(
+        connect.backend, connect.emulator_rules, say, text_chunk_delay_s=text_chunk_delay_s
+    ) as (label, _emulator):
+        embedded = EmbeddedBackend(
+            loaded,
+            modality=modality,
+            model=connect.model,
+            session_service=store.service,
+            user_id=connect.user_id,
+            session_id=session_id,
+            endpoint_label=label,
+            manual_activity=manual_activity,
+        )
+        await embedded.start()
+        try:
+            say(f"{embedded.description}")
+            say(
+                f"conversation {embedded.session_id} (continue it with --resume or "
+                f"--session {embedded.session_id})"
+            )
+            yield embedded
+        finally:
+            await embedded.close()
