@@ -21,6 +21,13 @@ from adkvoice.events import (
 )
 
 
+def is_agent_output(event: Event) -> bool:
+    """Text, speech or audio from the agent: the start of an answer."""
+    return isinstance(event, AgentText | AgentAudio) or (
+        isinstance(event, Transcript) and event.speaker == "agent"
+    )
+
+
 class TurnTracker:
     def __init__(self) -> None:
         self._tool_round = False  # a tool ran and the model has not answered since
@@ -35,9 +42,7 @@ class TurnTracker:
         if isinstance(event, ToolCall | ToolResult):
             self._tool_round = True
             self._empty_completes = 0
-        elif isinstance(event, AgentText | AgentAudio) or (
-            isinstance(event, Transcript) and event.speaker == "agent"
-        ) or isinstance(event, Interrupted):
+        elif is_agent_output(event) or isinstance(event, Interrupted):
             self._tool_round = False
         elif isinstance(event, TurnComplete):
             if not self._tool_round:

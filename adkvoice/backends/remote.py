@@ -34,16 +34,14 @@ from adkvoice import protocol
 from adkvoice.close_codes import describe_close
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError, ProtocolError
 from adkvoice.events import (
-    AgentAudio,
-    AgentText,
     ErrorEvent,
     Event,
     Notice,
     ToolCall,
-    Transcript,
     TurnComplete,
 )
 from adkvoice.tasks import cancel_and_wait
+from adkvoice.turns import is_agent_output
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +246,7 @@ class _RemoteBase:
         self._buffered_audio = 0
 
     def _note_turn_progress(self, event: Event) -> None:
-        if isinstance(event, AgentText | AgentAudio | ToolCall) or (
-            isinstance(event, Transcript) and event.speaker == "agent"
-        ):
+        if is_agent_output(event) or isinstance(event, ToolCall):
             self._turn_answered = True
         if isinstance(event, TurnComplete):
             self._turn_text = None
