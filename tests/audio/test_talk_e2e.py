@@ -57,7 +57,15 @@ class TalkProcess:
 
 
 @contextmanager
-def _talk(pulse: PulseServer, tmp: Path, *extra: str) -> Iterator[TalkProcess]:
+def _talk(
+    pulse: PulseServer,
+    tmp: Path,
+    *extra: str,
+    stdin: int = subprocess.DEVNULL,
+    ready: str = "speak now",
+) -> Iterator[TalkProcess]:
+    """A running `adkvoice talk` on the virtual devices, stopped with SIGTERM on exit
+    unless it has ended by itself."""
     env = clean_env(pulse.client_env(os.environ))
     env["COLUMNS"] = "200"
     with subprocess.Popen(
@@ -74,7 +82,7 @@ def _talk(pulse: PulseServer, tmp: Path, *extra: str) -> Iterator[TalkProcess]:
             "memory",
             *extra,
         ],
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -83,10 +91,11 @@ def _talk(pulse: PulseServer, tmp: Path, *extra: str) -> Iterator[TalkProcess]:
     ) as proc:
         talk = TalkProcess(proc)
         try:
-            talk.wait_for("speak now", timeout_s=60)
+            talk.wait_for(ready, timeout_s=60)
             yield talk
         finally:
-            proc.send_signal(signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             finally:
@@ -168,44 +177,19 @@ def _wait_for_sound(recording: Recording, timeout_s: float) -> float:
 def test_push_to_talk_turn(pulse: PulseServer, speech_wav: Path, tmp_path: Path) -> None:
     """Space opens the turn, space closes it; the model's own detection is off."""
     controller, terminal = pty.openpty()
-    env = clean_env(pulse.client_env(os.environ))
-    env["COLUMNS"] = "200"
     try:
-        with subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "adkvoice",
-                "talk",
-                "-i",
-                "adkv_mic",
-                "-o",
-                "adkv_speaker",
-                "--sessions",
-                "memory",
-                "--push-to-talk",
-            ],
-            stdin=terminal,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        ) as proc:
-            talk = TalkProcess(proc)
-            try:
-                talk.wait_for("press space to talk", timeout_s=60)
-                os.write(controller, b" ")
-                pulse.play_into_mic(speech_wav).wait(timeout=30)
-                time.sleep(0.3)
-                assert not any("agent 🔊" in line for line in talk.lines)  # turn still open
-                os.write(controller, b" ")
-                talk.wait_for("agent 🔊", timeout_s=30)
-                os.write(controller, b"q")
-                proc.wait(timeout=20)
-            finally:
-                proc.kill()
-        assert proc.returncode == 0
+        with _talk(
+            pulse, tmp_path, "--push-to-talk", stdin=terminal, ready="press space to talk"
+        ) as talk:
+            os.write(controller, b" ")
+            pulse.play_into_mic(speech_wav).wait(timeout=30)
+            time.sleep(0.3)
+            assert not any("agent 🔊" in line for line in talk.lines)  # turn still open
+            os.write(controller, b" ")
+            talk.wait_for("agent 🔊", timeout_s=30)
+            os.write(controller, b"q")
+            talk.proc.wait(timeout=20)
+        assert talk.proc.returncode == 0
     finally:
         os.close(controller)
         os.close(terminal)

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 import pytest
@@ -49,12 +51,9 @@ def test_timeout_bounds_a_turn(run_cli: RunCli) -> None:
     assert time.monotonic() - started < 5  # the 5 s delay was not waited out
 
 
-def test_go_away_is_survived_with_resumption() -> None:
-    """After goAway ADK reconnects with the latest handle and the conversation carries on.
-
-    The next turn is typed after the reconnect: a turn sent while ADK is reconnecting can
-    be lost inside ADK's live flow (its send task is cancelled with the old connection).
-    """
+@contextmanager
+def _chat_after(line: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A piped `adkvoice chat --text` that has answered `line`; killed on exit."""
     with subprocess.Popen(
         [sys.executable, "-m", "adkvoice", "chat", "--text"],
         stdin=subprocess.PIPE,
@@ -65,14 +64,24 @@ def test_go_away_is_survived_with_resumption() -> None:
     ) as proc:
         assert proc.stdin is not None
         assert proc.stdout is not None
-        proc.stdin.write("emulator fault go away\n")
+        proc.stdin.write(line + "\n")
         proc.stdin.flush()
-        assert "recycled" in proc.stdout.readline()
-        time.sleep(2.0)  # the emulator closes the old connection 1 s after goAway
         try:
-            rest, stderr = proc.communicate("hello\nwhat did I say?\n", timeout=30)
+            yield proc, proc.stdout.readline()
         finally:
             proc.kill()
+
+
+def test_go_away_is_survived_with_resumption() -> None:
+    """After goAway ADK reconnects with the latest handle and the conversation carries on.
+
+    The next turn is typed after the reconnect: a turn sent while ADK is reconnecting can
+    be lost inside ADK's live flow (its send task is cancelled with the old connection).
+    """
+    with _chat_after("emulator fault go away") as (proc, first_reply):
+        assert "recycled" in first_reply
+        time.sleep(2.0)  # the emulator closes the old connection 1 s after goAway
+        rest, stderr = proc.communicate("hello\nwhat did I say?\n", timeout=30)
     assert proc.returncode == 0, stderr
     replies = rest.splitlines()
     assert len(replies) == 2, rest
@@ -81,25 +90,10 @@ def test_go_away_is_survived_with_resumption() -> None:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signals_end_the_session_cleanly(sig: signal.Signals, code: int) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "adkvoice", "chat", "--text"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    ) as proc:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        proc.stdin.write("hello\n")
-        proc.stdin.flush()
-        first_reply = proc.stdout.readline()  # the session is live
-        assert first_reply.strip()
+    with _chat_after("hello") as (proc, first_reply):
+        assert first_reply.strip()  # the session is live
         proc.send_signal(sig)
-        try:
-            _, stderr = proc.communicate(timeout=15)
-        finally:
-            proc.kill()
+        _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
 
