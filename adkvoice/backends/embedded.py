@@ -7,10 +7,22 @@ import contextlib
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Literal
 
+from google.adk.agents.live_request_queue import LiveRequest, LiveRequestQueue
+
+from adkvoice.backends import link
 from adkvoice.backends.adk_events import AdkEventMapper
+from adkvoice.backends.recovery import (
+    AnsweredFromHistory,
+    AudioHold,
+    GiveUp,
+    Retry,
+    ToolReplay,
+    TurnLedger,
+)
+from adkvoice.backends.remote import Backoff
 from adkvoice.close_codes import describe_close
 from adkvoice.errors import (
     BackendError,
@@ -18,19 +30,23 @@ from adkvoice.errors import (
     ConnectionLostError,
     ModelRejectedError,
 )
-from adkvoice.events import Event
+from adkvoice.events import Event, Interrupted, Notice, ResumptionHandle
 from adkvoice.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from google.adk.agents.live_request_queue import LiveRequestQueue
     from google.adk.runners import Runner
     from google.adk.sessions.base_session_service import BaseSessionService
+    from google.genai.types import Blob
 
     from adkvoice.agent_loading import LoadedAgent
+    from adkvoice.live_handles import HandleStore
 
 log = logging.getLogger(__name__)
 
 Modality = Literal["TEXT", "AUDIO"]
+BYTES_PER_SECOND = 16_000 * 2  # 16 kHz 16-bit mono microphone audio
+# Audio captured while (re)connecting is kept up to this long; older audio is dropped.
+MAX_HELD_AUDIO_BYTES = 2 * BYTES_PER_SECOND
 
 
 def translate_exception(exc: BaseException, model: str) -> BackendError:
@@ -76,7 +92,14 @@ def translate_exception(exc: BaseException, model: str) -> BackendError:
 
 
 class EmbeddedBackend:
-    """Runs `Runner.run_live` in a task and yields its events, normalized."""
+    """Runs `Runner.run_live` in a task and yields its events, normalized.
+
+    The conversation survives its connection: ADK resumes with the latest handle after
+    goAway or a drop; when ADK gives up, `run_live` is started again with backoff and
+    the last handle (or, without one, the history from the session store). A typed turn
+    the old connection lost is sent again, with its tools' results replayed rather than
+    run twice, and microphone audio captured while disconnected is held (about 2 s).
+    """
 
     def __init__(
         self,
@@ -89,6 +112,10 @@ class EmbeddedBackend:
         session_id: str | None = None,
         endpoint_label: str = "Gemini",
         manual_activity: bool = False,
+        handles: HandleStore | None = None,
+        handle_key: str | None = None,
+        context_compression: int | None = 0,
+        backoff: Backoff | None = None,
     ) -> None:
         self._loaded = loaded
         self._modality = modality
@@ -100,12 +127,28 @@ class EmbeddedBackend:
         # Push-to-talk: the client marks turns with activity start/end instead of the
         # model's own voice activity detection.
         self._manual_activity = manual_activity
+        # Context window compression: None = off, 0 = the server's defaults, N = start
+        # compressing at N tokens.
+        self._context_compression = context_compression
+        self._handles = handles
+        self._handle_key = handle_key
+        self._handle: str | None = None  # the latest resumption handle
+        self._backoff = backoff or Backoff()
         self._queue: LiveRequestQueue | None = None
         # None marks the end of the conversation.
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._failure: BackendError | None = None
         self._model_name = ""
+        self._closing = False
+        self._last_error: str | None = None
+        # Reconnect bookkeeping (see recovery.py); `_observed` is False when the agent's
+        # model is not Gemini and connections cannot be seen.
+        self._observed = False
+        self._link_is_up = False
+        self._ledger = TurnLedger()
+        self.tool_replay = ToolReplay()
+        self._audio_hold = AudioHold(MAX_HELD_AUDIO_BYTES)
 
     @property
     def description(self) -> str:
@@ -119,6 +162,11 @@ class EmbeddedBackend:
     def model_name(self) -> str:
         return self._model_name
 
+    @property
+    def connections(self) -> int:
+        """Connections to the model opened so far (1 + reconnects)."""
+        return self._ledger.connections
+
     def _build_runner(self) -> Runner:
         from google.adk.agents.llm_agent import LlmAgent
         from google.adk.runners import Runner
@@ -127,9 +175,10 @@ class EmbeddedBackend:
         service = self._session_service or InMemorySessionService()
         root = self._loaded.app.root_agent if self._loaded.app else self._loaded.agent
         if isinstance(root, LlmAgent):
-            if self._model_override:
+            if self._model_override and root.canonical_live_model.model != self._model_override:
                 root.model = self._model_override
-            self._model_name = root.canonical_model.model
+            self._model_name = root.canonical_live_model.model
+            self._observed = link.install(root)
         if self._loaded.app is not None:
             return Runner(
                 app=self._loaded.app,
@@ -146,16 +195,23 @@ class EmbeddedBackend:
             auto_create_session=True,
         )
 
-    def _run_config(self) -> object:
+    def _run_config(self, handle: str | None) -> object:
         from google.adk.agents.run_config import RunConfig
         from google.genai import types
 
         audio = self._modality == "AUDIO"
+        compression = None
+        if self._context_compression is not None:
+            compression = types.ContextWindowCompressionConfig(
+                sliding_window=types.SlidingWindow(),
+                trigger_tokens=self._context_compression or None,
+            )
         return RunConfig(
             response_modalities=[types.Modality.AUDIO if audio else types.Modality.TEXT],
             output_audio_transcription=types.AudioTranscriptionConfig() if audio else None,
             input_audio_transcription=types.AudioTranscriptionConfig(),
-            session_resumption=types.SessionResumptionConfig(),
+            session_resumption=types.SessionResumptionConfig(handle=handle),
+            context_window_compression=compression,
             realtime_input_config=(
                 types.RealtimeInputConfig(
                     automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
@@ -166,39 +222,152 @@ class EmbeddedBackend:
         )
 
     async def start(self) -> None:
-        from google.adk.agents.live_request_queue import LiveRequestQueue
-
         runner = self._build_runner()
-        self._queue = LiveRequestQueue()
-        run_config = self._run_config()
-        self._task = asyncio.create_task(self._pump(runner, run_config), name="adk-run-live")
+        self._queue = _TrackedQueue(self._ledger.taken)
+        if self._handles is not None and self._handle_key is not None:
+            saved = self._handles.load(self._handle_key)
+            self._handle = saved.handle if saved else None
+        self._task = asyncio.create_task(self._pump(runner), name="adk-run-live")
 
-    async def _pump(self, runner: Runner, run_config: object) -> None:
-        from google.adk.agents.run_config import RunConfig
-
-        assert self._queue is not None
-        assert isinstance(run_config, RunConfig)
-        mapper = AdkEventMapper()
+    # -- the run_live loop ------------------------------------------------------------
+    async def _pump(self, runner: Runner) -> None:
+        link.current_listener.set(self)
+        delays = self._backoff.delays()
+        attempt = 0
         try:
-            async with contextlib.aclosing(
-                runner.run_live(
-                    user_id=self._user_id,
-                    session_id=self._session_id,
-                    live_request_queue=self._queue,
-                    run_config=run_config,
+            while True:
+                handle = self._handle
+                opened_before = self._ledger.connections
+                try:
+                    await self._run_live_once(runner, handle)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.debug("run_live failed", exc_info=True)
+                    error = translate_exception(exc, self._model_name)
+                    self._last_error = str(error)
+                if self._closing or self._failure is not None:
+                    return
+                connected = self._ledger.connections > opened_before
+                if (
+                    handle is not None
+                    and not connected
+                    and not isinstance(error, ConnectionLostError)
+                ):
+                    # The endpoint refused the handle (expired, or from another session):
+                    # start afresh; the session store still has the conversation.
+                    self._forget_handle()
+                    self._notice(
+                        "the saved live session could not be resumed; continuing from "
+                        "the stored conversation",
+                        level="info",
+                    )
+                    continue
+                if not isinstance(error, ConnectionLostError):
+                    self._failure = error
+                    return
+                if connected:
+                    delays, attempt = self._backoff.delays(), 0  # it worked for a while
+                delay = next(delays, None)
+                attempt += 1
+                if delay is None:
+                    self._failure = ConnectionLostError(
+                        f"{error} (gave up after {self._backoff.attempts} attempts)"
+                    )
+                    return
+                self._notice(
+                    f"{error}; reconnecting in {delay:.1f} s "
+                    f"(attempt {attempt} of {self._backoff.attempts})"
                 )
-            ) as stream:
-                async for adk_event in stream:
-                    for event in mapper.map(adk_event):
-                        self._events.put_nowait(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("run_live failed", exc_info=True)
-            self._failure = translate_exception(exc, self._model_name)
+                await asyncio.sleep(delay)
         finally:
             self._events.put_nowait(None)
 
+    async def _run_live_once(self, runner: Runner, handle: str | None) -> None:
+        from google.adk.agents.run_config import RunConfig
+
+        assert self._queue is not None
+        run_config = self._run_config(handle)
+        assert isinstance(run_config, RunConfig)
+        mapper = AdkEventMapper()
+        async with contextlib.aclosing(
+            runner.run_live(
+                user_id=self._user_id,
+                session_id=self._session_id,
+                live_request_queue=self._queue,
+                run_config=run_config,
+            )
+        ) as stream:
+            async for adk_event in stream:
+                for event in mapper.map(adk_event):
+                    self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        if isinstance(event, ResumptionHandle) and event.resumable:
+            self._keep_handle(event.handle)
+        if self._ledger.observe(event):
+            self.tool_replay.new_turn()
+        self._events.put_nowait(event)
+
+    def _notice(self, message: str, *, level: Literal["info", "warning"] = "warning") -> None:
+        self._events.put_nowait(Notice(message=message, level=level))
+
+    def _keep_handle(self, handle: str) -> None:
+        self._handle = handle
+        if self._handles is not None and self._handle_key is not None:
+            self._handles.save(self._handle_key, handle)
+
+    def _forget_handle(self) -> None:
+        self._handle = None
+        if self._handles is not None and self._handle_key is not None:
+            self._handles.forget(self._handle_key)
+
+    # -- link.LinkListener: ADK's connections opening and closing ----------------------
+    def link_up(self, *, resumed: bool, replayed_user_text: str | None) -> None:
+        assert self._queue is not None
+        self._link_is_up = True
+        outcome = self._ledger.connected(replayed_user_text)
+        log.debug("connection %d up (resumed=%s): %s", self._ledger.connections, resumed, outcome)
+        if self._ledger.connections > 1:
+            how = "resumed" if resumed else "history replayed"
+            self._notice(f"reconnected to the model ({how})", level="info")
+        if isinstance(outcome, AnsweredFromHistory):
+            if outcome.had_output:
+                self._events.put_nowait(Interrupted())
+            self.tool_replay.repeating()
+        elif isinstance(outcome, Retry):
+            if outcome.had_output:
+                # The part already shown will not be finished; a fresh answer follows.
+                self._events.put_nowait(Interrupted())
+            self._notice("the connection ended before the reply was complete; asking again")
+            self.tool_replay.repeating()
+            request = _text_request(outcome.text)
+            self._ledger.resent(request)
+            self._queue.send(request)
+        elif isinstance(outcome, GiveUp):
+            # The same message keeps breaking the connection: end rather than loop.
+            why = self._last_error or "the connection to the model kept ending mid-reply"
+            self._failure = ConnectionLostError(
+                f"{why}; your message got no complete reply in {outcome.failures} attempts"
+            )
+            self._queue.close()
+            return
+        dropped = self._audio_hold.dropped_bytes
+        for pcm in self._audio_hold.take():
+            self._queue.send_realtime(_audio_blob(pcm))
+        if dropped:
+            self._notice(
+                f"{dropped / BYTES_PER_SECOND:.1f} s of microphone audio was dropped while "
+                "reconnecting"
+            )
+
+    def link_down(self, *, failed: bool) -> None:
+        self._link_is_up = False
+        self._ledger.disconnected(failed=failed)
+        log.debug("connection %d down (failed=%s)", self._ledger.connections, failed)
+
+    # -- sending ------------------------------------------------------------------------
     def _require_queue(self) -> LiveRequestQueue:
         if self._queue is None:
             raise RuntimeError("backend not started")
@@ -207,18 +376,20 @@ class EmbeddedBackend:
         return self._queue
 
     async def send_text(self, text: str) -> None:
-        from google.genai import types
-
-        self._require_queue().send_content(
-            types.Content(role="user", parts=[types.Part(text=text)])
-        )
+        queue = self._require_queue()
+        request = _text_request(text)
+        self._ledger.sent(text, request)
+        self.tool_replay.new_turn()
+        queue.send(request)
 
     async def send_audio(self, pcm16k: bytes) -> None:
-        from google.genai import types
-
-        self._require_queue().send_realtime(
-            types.Blob(data=pcm16k, mime_type="audio/pcm;rate=16000")
-        )
+        queue = self._require_queue()
+        if self._observed and not self._link_is_up:
+            # Not connected yet, or reconnecting: hold a bounded amount for afterwards.
+            if self._audio_hold.add(pcm16k):
+                log.debug("audio hold full: dropping the oldest audio")
+            return
+        queue.send_realtime(_audio_blob(pcm16k))
 
     async def send_activity_start(self) -> None:
         self._require_queue().send_activity_start()
@@ -237,6 +408,7 @@ class EmbeddedBackend:
             yield item
 
     async def close(self) -> None:
+        self._closing = True
         if self._queue is not None:
             self._queue.close()
         if self._task is not None and not self._task.done():
@@ -244,3 +416,29 @@ class EmbeddedBackend:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=2.0)
             except TimeoutError:
                 await cancel_and_wait(self._task)
+
+
+def _text_request(text: str) -> LiveRequest:
+    from google.adk.agents.live_request_queue import LiveRequest
+    from google.genai import types
+
+    return LiveRequest(content=types.Content(role="user", parts=[types.Part(text=text)]))
+
+
+def _audio_blob(pcm16k: bytes) -> Blob:
+    from google.genai import types
+
+    return types.Blob(data=pcm16k, mime_type="audio/pcm;rate=16000")
+
+
+class _TrackedQueue(LiveRequestQueue):
+    """ADK's request queue, telling the ledger which request each connection takes."""
+
+    def __init__(self, on_taken: Callable[[object], None]) -> None:
+        super().__init__()
+        self._on_taken = on_taken
+
+    async def get(self) -> LiveRequest:
+        request = await super().get()
+        self._on_taken(request)
+        return request

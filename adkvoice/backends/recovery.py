@@ -1,0 +1,204 @@
+"""What a live conversation needs to survive a reconnect: pure bookkeeping, no I/O.
+
+A reconnect (after goAway, or after the connection dropped) resumes the model's side of
+the conversation from the last resumption handle, which the server only issues between
+turns. Whatever was in flight is gone on the server's side:
+
+- `TurnLedger` knows which typed turn the old connection took and whether its answer
+  completed, so the backend can send that turn again after the reconnect.
+- `ToolReplay` makes the repeated turn reuse the results of tools that already ran for
+  it, so asking again never runs a tool twice.
+- `AudioHold` keeps microphone audio captured while there is no connection, bounded,
+  and counts what it had to drop so the user can be told.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from adkvoice.events import Event, ToolCall
+from adkvoice.turns import TurnTracker, is_agent_output
+
+# A typed turn whose connection failed this many times (goAway does not count) is given
+# up: the message itself, not the network, is most likely what breaks the connection.
+MAX_TURN_FAILURES = 3
+
+
+@dataclass
+class PendingTurn:
+    """A typed turn that has not been answered completely yet."""
+
+    text: str
+    request: object  # the queue item that carries it, compared by identity
+    taken_on: int | None = None  # the connection that took it from the queue
+    output_seen: bool = False  # part of an answer arrived before the connection ended
+    attempts: int = 1  # times sent
+    failures: int = 0  # connections that failed while it was in flight
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Send `text` again: the connection that took it ended before it was answered."""
+
+    text: str
+    had_output: bool  # the user saw part of an answer that will not be finished
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AnsweredFromHistory:
+    """The new connection replays the history ending with the lost turn: the model
+    answers it by itself, so it is not sent again."""
+
+    had_output: bool
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """The connection failed `failures` times while answering the turn; stop repeating it."""
+
+    text: str
+    failures: int
+
+
+class TurnLedger:
+    """Tracks the typed turn awaiting its answer across connections."""
+
+    def __init__(self) -> None:
+        self._turn: PendingTurn | None = None
+        self._tracker = TurnTracker()
+        self.connections = 0  # connections opened so far; the current one's number
+
+    @property
+    def pending(self) -> PendingTurn | None:
+        return self._turn
+
+    def sent(self, text: str, request: object) -> None:
+        """A new typed turn was queued for the model."""
+        self._turn = PendingTurn(text=text, request=request)
+        self._tracker.reset()
+
+    def taken(self, request: object) -> None:
+        """The current connection took `request` from the queue to send it."""
+        if self._turn is not None and request is self._turn.request:
+            self._turn.taken_on = self.connections
+
+    def observe(self, event: Event) -> bool:
+        """Fold in an event from the model; True when it completes the answer to a turn."""
+        if self._turn is not None and (is_agent_output(event) or isinstance(event, ToolCall)):
+            self._turn.output_seen = True
+        answered = self._tracker.feed(event)
+        if answered:
+            self._turn = None
+        return answered
+
+    def disconnected(self, *, failed: bool) -> None:
+        """The current connection ended; `failed` unless it was closed on purpose (goAway)."""
+        turn = self._turn
+        if failed and turn is not None and turn.taken_on == self.connections:
+            turn.failures += 1
+
+    def connected(
+        self, replayed_user_text: str | None = None
+    ) -> Retry | AnsweredFromHistory | GiveUp | None:
+        """A connection opened. After a reconnect: what to do about a turn the old one lost.
+
+        `replayed_user_text` is the user turn ending the history sent on the new
+        connection, when it is a fresh one (not resumed).
+        """
+        self.connections += 1
+        turn = self._turn
+        if turn is None or turn.taken_on is None or turn.taken_on >= self.connections:
+            return None  # nothing in flight, or still queued: the new connection sends it
+        if turn.failures >= MAX_TURN_FAILURES:
+            self._turn = None
+            self._tracker.reset()
+            return GiveUp(text=turn.text, failures=turn.failures)
+        had_output = turn.output_seen
+        turn.attempts += 1
+        turn.output_seen = False
+        self._tracker.reset()
+        if replayed_user_text is not None and replayed_user_text == turn.text:
+            turn.taken_on = self.connections
+            return AnsweredFromHistory(had_output=had_output)
+        turn.taken_on = None
+        return Retry(text=turn.text, had_output=had_output, attempt=turn.attempts)
+
+    def resent(self, request: object) -> None:
+        """The retried turn now travels in `request`."""
+        if self._turn is not None:
+            self._turn.request = request
+
+
+def _call_key(name: str, args: dict[str, Any]) -> str:
+    return name + "\0" + json.dumps(args, sort_keys=True, default=str)
+
+
+class ToolReplay:
+    """Results of the tools run for the current turn, replayed when the turn is repeated.
+
+    Only a repeated turn replays: a user who asks the same thing twice gets the tool run
+    twice, as they would expect.
+    """
+
+    def __init__(self) -> None:
+        self._recorded: list[tuple[str, dict[str, Any]]] = []
+        self._replayable: list[tuple[str, dict[str, Any]]] = []
+        self.replayed = 0
+
+    def new_turn(self) -> None:
+        self._recorded.clear()
+        self._replayable.clear()
+
+    def repeating(self) -> None:
+        """The turn is being sent again: its tools' results may be used once more each."""
+        self._replayable = list(self._recorded)
+
+    def lookup(self, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        key = _call_key(name, args)
+        for index, (recorded_key, response) in enumerate(self._replayable):
+            if recorded_key == key:
+                del self._replayable[index]
+                self.replayed += 1
+                return response
+        return None
+
+    def record(self, name: str, args: dict[str, Any], response: dict[str, Any]) -> None:
+        self._recorded.append((_call_key(name, args), response))
+
+
+class AudioHold:
+    """Microphone audio kept while disconnected: at most `max_bytes`, oldest dropped first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._chunks: deque[bytes] = deque()
+        self._bytes = 0
+        self.dropped_bytes = 0  # since the last `take`
+
+    def add(self, pcm: bytes) -> bool:
+        """Keep `pcm`; True if this is the first time audio had to be dropped since `take`."""
+        self._chunks.append(pcm)
+        self._bytes += len(pcm)
+        first_drop = False
+        while self._bytes > self._max_bytes and self._chunks:
+            oldest = self._chunks.popleft()
+            self._bytes -= len(oldest)
+            first_drop = first_drop or self.dropped_bytes == 0
+            self.dropped_bytes += len(oldest)
+        return first_drop
+
+    def take(self) -> list[bytes]:
+        """Everything held, oldest first; the hold is empty afterwards."""
+        chunks = list(self._chunks)
+        self._chunks.clear()
+        self._bytes = 0
+        self.dropped_bytes = 0
+        return chunks
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
