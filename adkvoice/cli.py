@@ -149,6 +149,16 @@ ResumeOpt = Annotated[
     bool,
     typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
 ]
+CompressionOpt = Annotated[
+    str,
+    typer.Option(
+        "--context-compression",
+        metavar="on|off|TOKENS",
+        help="Context window compression for long conversations: [b]on[/] (the model's "
+        "defaults), [b]off[/], or the context size in tokens at which the oldest turns start "
+        "to be dropped.",
+    ),
+]
 EmulatorRulesOpt = Annotated[
     Path | None,
     typer.Option(
@@ -178,8 +188,15 @@ def _connect_settings(
     resume: bool,
     sessions: str | None,
     rules: Path | None,
+    compression: str = "on",
 ) -> ConnectSettings:
-    from adkvoice.config import ConnectSettings
+    from adkvoice.config import ConnectSettings, parse_context_compression
+    from adkvoice.errors import ConfigError
+
+    try:
+        context_compression = parse_context_compression(compression)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
 
     if url is not None:
         if agent is not None:
@@ -201,6 +218,7 @@ def _connect_settings(
         resume=resume,
         sessions=sessions,
         emulator_rules=rules,
+        context_compression=context_compression,
     )
 
 
@@ -230,6 +248,7 @@ def chat(
     session_id: SessionIdOpt = None,
     resume: ResumeOpt = False,
     sessions: SessionsOpt = None,
+    compression: CompressionOpt = "on",
     user_id: UserOpt = "user",
     rules: EmulatorRulesOpt = None,
     debug: DebugOpt = False,
@@ -265,6 +284,7 @@ def chat(
         resume=resume,
         sessions=sessions,
         rules=rules,
+        compression=compression,
     )
     settings = ChatSettings(connect=connect, output=output, timeout_s=timeout, debug=debug)
 
@@ -471,6 +491,7 @@ def talk(
     session_id: SessionIdOpt = None,
     resume: ResumeOpt = False,
     sessions: SessionsOpt = None,
+    compression: CompressionOpt = "on",
     user_id: UserOpt = "user",
     rules: EmulatorRulesOpt = None,
     debug: DebugOpt = False,
@@ -502,6 +523,7 @@ def talk(
         resume=resume,
         sessions=sessions,
         rules=rules,
+        compression=compression,
     )
     settings = TalkSettings(
         connect=connect,

@@ -32,6 +32,8 @@ class ConnectSettings:
     resume: bool = False
     sessions: str | None = None  # the --sessions store; None = the default SQLite file
     emulator_rules: Path | None = None
+    # Context window compression: None = off, 0 = the model's defaults, N = trigger tokens.
+    context_compression: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,28 @@ def point_genai_at(env_overrides: Mapping[str, str]) -> None:
     for key in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GEMINI_API_KEY"):
         os.environ.pop(key, None)
     os.environ.update(env_overrides)
+
+
+# Below this, compression would drop turns the model still needs within a few exchanges.
+MIN_COMPRESSION_TOKENS = 1_000
+
+
+def parse_context_compression(value: str) -> int | None:
+    """`--context-compression`: on (0: the model's defaults), off (None), or trigger tokens."""
+    word = value.strip().lower()
+    if word == "on":
+        return 0
+    if word == "off":
+        return None
+    try:
+        tokens = int(word.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise ConfigError(
+            f"--context-compression: expected on, off or a token count, got {value!r}"
+        ) from None
+    if tokens < MIN_COMPRESSION_TOKENS:
+        raise ConfigError(
+            f"--context-compression: {tokens} tokens is too small; use at least "
+            f"{MIN_COMPRESSION_TOKENS:,}"
+        )
+    return tokens

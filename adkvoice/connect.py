@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
+from adkvoice.live_handles import HandleStore, handle_key
 from adkvoice.sessions import SessionStore, latest_session_id, open_store
 
 if TYPE_CHECKING:
@@ -72,6 +74,27 @@ async def choose_session(
     return latest
 
 
+def new_session_id() -> str:
+    return f"adkvoice-{uuid.uuid4().hex[:12]}"
+
+
+def default_handles_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path("adkvoice") / "live-handles"
+
+
+def live_endpoint_identity() -> str:
+    """Which Live API endpoint google-genai will reach: a resumption handle is only valid
+    there (each in-process emulator has its own port, so its handles never match)."""
+    env = os.environ
+    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true"):
+        return (
+            f"vertex:{env.get('GOOGLE_CLOUD_PROJECT', '')}:{env.get('GOOGLE_CLOUD_LOCATION', '')}"
+        )
+    return env.get("GOOGLE_GEMINI_BASE_URL") or "gemini-api"
+
+
 @contextlib.asynccontextmanager
 async def open_backend(
     connect: ConnectSettings,
@@ -105,6 +128,12 @@ async def open_backend(
     async with live_endpoint(
         connect.backend, connect.emulator_rules, say, text_chunk_delay_s=text_chunk_delay_s
     ) as (label, _emulator):
+        session_id = session_id or new_session_id()
+        from google.adk.sessions.in_memory_session_service import InMemorySessionService
+
+        # A conversation that is not kept cannot be resumed by a later process either.
+        kept = not isinstance(store.service, InMemorySessionService)
+        handles = HandleStore(default_handles_dir()) if kept else None
         embedded = EmbeddedBackend(
             loaded,
             modality=modality,
@@ -114,6 +143,16 @@ async def open_backend(
             session_id=session_id,
             endpoint_label=label,
             manual_activity=manual_activity,
+            handles=handles,
+            handle_key=handle_key(
+                live_endpoint_identity(),
+                connect.model or "",
+                store.label,
+                loaded.app_name,
+                connect.user_id,
+                session_id,
+            ),
+            context_compression=connect.context_compression,
         )
         await embedded.start()
         try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Literal
@@ -226,7 +227,13 @@ class EmbeddedBackend:
         self._queue = _TrackedQueue(self._ledger.taken)
         if self._handles is not None and self._handle_key is not None:
             saved = self._handles.load(self._handle_key)
-            self._handle = saved.handle if saved else None
+            if saved is not None:
+                self._handle = saved.handle
+                age = max(0.0, time.time() - saved.saved_at)
+                self._notice(
+                    f"resuming the model's live session (saved {_format_age(age)} ago)",
+                    level="info",
+                )
         self._task = asyncio.create_task(self._pump(runner), name="adk-run-live")
 
     # -- the run_live loop ------------------------------------------------------------
@@ -416,6 +423,12 @@ class EmbeddedBackend:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=2.0)
             except TimeoutError:
                 await cancel_and_wait(self._task)
+
+
+def _format_age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
 
 
 def _text_request(text: str) -> LiveRequest:

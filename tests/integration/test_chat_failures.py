@@ -75,17 +75,33 @@ def _chat_after(line: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
 def test_go_away_is_survived_with_resumption() -> None:
     """After goAway ADK reconnects with the latest handle and the conversation carries on.
 
-    The next turn is typed after the reconnect: a turn sent while ADK is reconnecting can
-    be lost inside ADK's live flow (its send task is cancelled with the old connection).
+    The next turns are typed at once, while ADK reconnects: a turn the old connection
+    took and lost is sent again, so none goes unanswered.
     """
     with _chat_after("emulator fault go away") as (proc, first_reply):
         assert "recycled" in first_reply
-        time.sleep(2.0)  # the emulator closes the old connection 1 s after goAway
         rest, stderr = proc.communicate("hello\nwhat did I say?\n", timeout=30)
     assert proc.returncode == 0, stderr
     replies = rest.splitlines()
     assert len(replies) == 2, rest
     assert replies[1] == "Before that you said: hello"  # history survived the reconnect
+    assert "reconnected to the model (resumed)" in stderr
+
+
+def test_a_message_that_keeps_breaking_the_connection_is_given_up() -> None:
+    """A reply cut by a 1011 close is asked for again; a message that breaks the
+    connection every time is not repeated forever."""
+    with _chat_after("hello") as (proc, _):
+        assert proc.stdin is not None
+        proc.stdin.write("emulator fault close\n")
+        proc.stdin.flush()
+        time.sleep(0.5)
+        _, stderr = proc.communicate("what did I say?\n", timeout=60)
+    # The fault phrase breaks the connection every time it is sent: after three tries
+    # the client stops repeating it and says so.
+    assert proc.returncode == 6, stderr
+    assert "asking again" in stderr
+    assert "no complete reply in 3 attempts" in _error_line(stderr)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
