@@ -276,6 +276,13 @@ class PlainChatView:
             self._write("text", event.text, partial=event.partial)
         elif isinstance(event, Transcript) and event.speaker == "agent":
             self._write("speech", event.text, partial=not event.finished)
+        elif isinstance(event, Interrupted) and self._wrote_in_turn:
+            # A reply cut off (a lost connection; the turn is asked again): mark the cut
+            # and let the fresh reply follow on the same line, one line per turn.
+            self._out.write("…")
+            self._out.flush()
+            self._segment.reset()
+            self._kind = None
         elif isinstance(event, Notice | ErrorEvent) and self._err is not None:
             prefix = "error: " if isinstance(event, ErrorEvent) else ""
             self._err.write(f"{prefix}{event.message}\n")

@@ -366,7 +366,8 @@ class EmbeddedBackend:
         if dropped:
             self._notice(
                 f"{dropped / BYTES_PER_SECOND:.1f} s of microphone audio was dropped while "
-                "reconnecting"
+                f"{'reconnecting' if self._ledger.connections > 1 else 'connecting'} (only "
+                f"the last {MAX_HELD_AUDIO_BYTES / BYTES_PER_SECOND:.0f} s are kept)"
             )
 
     def link_down(self, *, failed: bool) -> None:

@@ -95,6 +95,21 @@ def test_plain_view_prints_only_replies() -> None:
     assert "\x1b" not in out.getvalue()
 
 
+def test_plain_view_keeps_a_cut_and_asked_again_reply_on_one_line() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    view = PlainChatView(out, err)
+    view.user_turn("hello")
+    view.handle(ev.AgentText(text="Hel", partial=True))
+    view.handle(ev.Interrupted())
+    view.handle(ev.Notice(message="asking again", level="warning"))
+    view.handle(ev.AgentText(text="Hello there", partial=True))
+    view.handle(ev.AgentText(text="Hello there", partial=False))
+    view.handle(ev.TurnComplete())
+    view.close()
+    assert out.getvalue() == "Hel… Hello there\n"
+    assert err.getvalue() == "asking again\n"
+
+
 def test_json_lines_view_writes_one_object_per_event() -> None:
     out = io.StringIO()
     view = JsonLinesView(out)
