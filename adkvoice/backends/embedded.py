@@ -331,10 +331,10 @@ class EmbeddedBackend:
             self._handles.forget(self._handle_key)
 
     # -- link.LinkListener: ADK's connections opening and closing ----------------------
-    def link_up(self, *, resumed: bool, replayed_user_text: str | None) -> None:
+    def link_up(self, *, resumed: bool, history_ends_with_user: bool) -> None:
         assert self._queue is not None
         self._link_is_up = True
-        outcome = self._ledger.connected(replayed_user_text)
+        outcome = self._ledger.connected(history_ends_with_user)
         log.debug("connection %d up (resumed=%s): %s", self._ledger.connections, resumed, outcome)
         if self._ledger.connections > 1:
             how = "resumed" if resumed else "history replayed"

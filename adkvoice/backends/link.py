@@ -37,9 +37,9 @@ class LinkListener(Protocol):
 
     tool_replay: ToolReplay
 
-    def link_up(self, *, resumed: bool, replayed_user_text: str | None) -> None:
-        """A connection opened; `replayed_user_text` is the user turn that ends the history
-        ADK replays on it (the model answers that turn by itself), if any."""
+    def link_up(self, *, resumed: bool, history_ends_with_user: bool) -> None:
+        """A connection opened. `history_ends_with_user`: ADK replays a history on it that
+        ends with the user (a message or a tool result), which the model answers by itself."""
         ...
 
     def link_down(self, *, failed: bool) -> None:
@@ -64,10 +64,10 @@ def _observed_gemini_class() -> type[Any]:
             listener = current_listener.get()
             resumption = llm_request.live_connect_config.session_resumption
             resumed = bool(resumption and resumption.handle)
-            replayed = None if resumed else _last_user_text(llm_request)
+            ends_with_user = not resumed and _history_ends_with_user(llm_request)
             async with super().connect(llm_request) as connection:
                 if listener is not None:
-                    listener.link_up(resumed=resumed, replayed_user_text=replayed)
+                    listener.link_up(resumed=resumed, history_ends_with_user=ends_with_user)
                 try:
                     yield connection
                 except BaseException:
@@ -80,13 +80,10 @@ def _observed_gemini_class() -> type[Any]:
     return ObservedGemini
 
 
-def _last_user_text(llm_request: LlmRequest) -> str | None:
-    """The text of the history's last turn when the user spoke it (ADK sends the history
-    on a fresh connection, and the model answers a history that ends with the user)."""
-    if not llm_request.contents or llm_request.contents[-1].role != "user":
-        return None
-    parts = llm_request.contents[-1].parts or []
-    return "".join(part.text or "" for part in parts) or None
+def _history_ends_with_user(llm_request: LlmRequest) -> bool:
+    """ADK sends this history on a fresh connection, and the model answers a history that
+    ends with the user: a message, or a tool result it has not spoken about yet."""
+    return bool(llm_request.contents) and llm_request.contents[-1].role == "user"
 
 
 async def _replay_before_tool(

@@ -50,8 +50,8 @@ class Retry:
 
 @dataclass(frozen=True)
 class AnsweredFromHistory:
-    """The new connection replays the history ending with the lost turn: the model
-    answers it by itself, so it is not sent again."""
+    """The new connection replays a history that ends with the lost turn (the message, or
+    a tool result for it): the model answers it by itself, so it is not sent again."""
 
     had_output: bool
 
@@ -102,12 +102,13 @@ class TurnLedger:
             turn.failures += 1
 
     def connected(
-        self, replayed_user_text: str | None = None
+        self, history_ends_with_user: bool = False
     ) -> Retry | AnsweredFromHistory | GiveUp | None:
         """A connection opened. After a reconnect: what to do about a turn the old one lost.
 
-        `replayed_user_text` is the user turn ending the history sent on the new
-        connection, when it is a fresh one (not resumed).
+        `history_ends_with_user`: the new connection is a fresh one whose replayed history
+        ends with the user. A turn the old connection took was stored before it was sent,
+        so that history ends with this turn, or with a tool result of its answer.
         """
         self.connections += 1
         turn = self._turn
@@ -121,7 +122,7 @@ class TurnLedger:
         turn.attempts += 1
         turn.output_seen = False
         self._tracker.reset()
-        if replayed_user_text is not None and replayed_user_text == turn.text:
+        if history_ends_with_user:
             turn.taken_on = self.connections
             return AnsweredFromHistory(had_output=had_output)
         turn.taken_on = None

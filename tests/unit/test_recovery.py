@@ -66,9 +66,7 @@ def test_a_tool_rounds_turn_complete_does_not_end_the_turn() -> None:
 def test_history_that_ends_with_the_turn_answers_it_without_a_resend() -> None:
     ledger, _ = _ledger_with_turn_taken("what time is it")
     ledger.disconnected(failed=True)
-    assert ledger.connected(replayed_user_text="what time is it") == AnsweredFromHistory(
-        had_output=False
-    )
+    assert ledger.connected(history_ends_with_user=True) == AnsweredFromHistory(had_output=False)
     # The replayed history is now in flight on the new connection.
     ledger.disconnected(failed=True)
     assert isinstance(ledger.connected(), Retry)
