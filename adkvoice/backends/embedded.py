@@ -18,12 +18,12 @@ from adkvoice.backends.adk_events import AdkEventMapper
 from adkvoice.backends.recovery import (
     AnsweredFromHistory,
     AudioHold,
+    Backoff,
     GiveUp,
     Retry,
     ToolReplay,
     TurnLedger,
 )
-from adkvoice.backends.remote import Backoff
 from adkvoice.close_codes import describe_close
 from adkvoice.errors import (
     BackendError,

@@ -8,6 +8,7 @@ turns. Whatever was in flight is gone on the server's side:
   completed, so the backend can send that turn again after the reconnect.
 - `ToolReplay` makes the repeated turn reuse the results of tools that already ran for
   it, so asking again never runs a tool twice.
+- `Backoff` spaces reconnect attempts: exponential, with jitter, within a budget.
 - `AudioHold` keeps microphone audio captured while there is no connection, bounded,
   and counts what it had to drop so the user can be told.
 """
@@ -15,7 +16,9 @@ turns. Whatever was in flight is gone on the server's side:
 from __future__ import annotations
 
 import json
+import random
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +172,24 @@ class ToolReplay:
 
     def record(self, name: str, args: dict[str, Any], response: dict[str, Any]) -> None:
         self._recorded.append((_call_key(name, args), response))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter and a retry budget."""
+
+    first_s: float = 0.5
+    factor: float = 2.0
+    max_s: float = 10.0
+    jitter: float = 0.3  # each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
+    attempts: int = 8
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        rng = rng or random.Random()
+        delay = self.first_s
+        for _ in range(self.attempts):
+            yield min(self.max_s, delay) * rng.uniform(1 - self.jitter, 1 + self.jitter)
+            delay *= self.factor
 
 
 class AudioHold:

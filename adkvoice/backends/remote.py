@@ -18,11 +18,9 @@ import asyncio
 import base64
 import contextlib
 import logging
-import random
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -31,6 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from adkvoice import protocol
+from adkvoice.backends.recovery import Backoff
 from adkvoice.close_codes import describe_close
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError, ProtocolError
 from adkvoice.events import (
@@ -51,24 +50,6 @@ Frame = str | bytes
 MAX_BUFFERED_AUDIO_BYTES = 2 * 16_000 * 2
 # Close codes after which reconnecting cannot help.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter and a retry budget."""
-
-    first_s: float = 0.5
-    factor: float = 2.0
-    max_s: float = 10.0
-    jitter: float = 0.3  # each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
-    attempts: int = 8
-
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        rng = rng or random.Random()
-        delay = self.first_s
-        for _ in range(self.attempts):
-            yield min(self.max_s, delay) * rng.uniform(1 - self.jitter, 1 + self.jitter)
-            delay *= self.factor
 
 
 def _with_query(url: str, **params: str) -> str:

@@ -20,7 +20,7 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adkvoice.agent_loading import LoadedAgent
 from adkvoice.backends.embedded import EmbeddedBackend
-from adkvoice.backends.remote import Backoff
+from adkvoice.backends.recovery import Backoff
 from adkvoice.emulator import Emulator, parse_rules
 from adkvoice.emulator.faults import FaultController
 from adkvoice.events import AgentText, Event, Interrupted

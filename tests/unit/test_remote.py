@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from adkvoice.backends.remote import Backoff, RunLiveRemote, SeedsRemote, remote_backend
+from adkvoice.backends.recovery import Backoff
+from adkvoice.backends.remote import RunLiveRemote, SeedsRemote, remote_backend
 from adkvoice.errors import ConfigError
 
 
