@@ -5,8 +5,9 @@ summaries of past conversations for `adkvoice sessions` and `--resume`.
 - nothing: a SQLite file in the user's data directory, so `adkvoice chat` remembers;
 - `memory`: nothing is kept after the process ends;
 - a path or `sqlite:///path/to/file.db`: that SQLite file;
-- `postgresql://user:pass@host/db` (or `postgresql+asyncpg://…`): PostgreSQL through ADK's
-  DatabaseSessionService (needs `pip install "google-adk[db]" asyncpg`).
+- `postgresql://user:pass@host:port/db` (or `postgresql+asyncpg://…`): PostgreSQL through
+  ADK's DatabaseSessionService (needs `pip install "adkvoice[postgres]"`); several
+  `adkvoice serve` instances can share one.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def default_store_path() -> Path:
 def redact(url: str) -> str:
     """The store URL as it may be printed: any password replaced by ***."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not at or not colon:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    # The raw netloc, not `parts.password`: that one is percent-decoded and would not match.
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 @dataclass(frozen=True)
@@ -81,22 +84,37 @@ def _sqlite_path(spec: str) -> str:
 
 
 def _postgres(url: str) -> SessionStore:
-    try:
-        from google.adk.sessions.database_session_service import DatabaseSessionService
-    except ImportError:
-        raise ConfigError(
-            '--sessions postgresql needs ADK\'s database extra: pip install "google-adk[db]" '
-            "asyncpg"
-        ) from None
+    import importlib.util
+
+    install = 'pip install "adkvoice[postgres]"'
     scheme, rest = url.split("://", 1)
-    async_url = f"postgresql+asyncpg://{rest}" if "+" not in scheme else url
+    driver = scheme.partition("+")[2] or "asyncpg"
+    for module in ("sqlalchemy", driver):
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--sessions postgresql needs {module}: {install}")
+    from adkvoice.postgres import PostgresSessionService
+
+    label = redact(url)
     try:
-        service = DatabaseSessionService(async_url)
-    except (ImportError, ModuleNotFoundError):
-        raise ConfigError("--sessions postgresql needs asyncpg: pip install asyncpg") from None
-    except Exception as exc:
-        raise ConfigError(f"--sessions: cannot use {redact(url)}: {exc}") from None
-    return SessionStore(service, redact(url))
+        urlsplit(url).port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigError(f"--sessions: the port in {label} is not a number") from None
+    try:
+        service = PostgresSessionService(f"postgresql+{driver}://{rest}", label=label)
+    except Exception as exc:  # a malformed URL: ADK's message already hides the password
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"--sessions: cannot use {label}: {reason}") from None
+    return SessionStore(service, label)
+
+
+async def prepare_store(service: BaseSessionService) -> None:
+    """Connect to a database store and create its tables now, so that a server whose
+    database is unreachable or misconfigured fails at startup, not at the first
+    conversation. Raises `BackendError` (PostgreSQL); other stores need nothing."""
+    from google.adk.sessions.database_session_service import DatabaseSessionService
+
+    if isinstance(service, DatabaseSessionService):
+        await service.prepare_tables()
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,12 @@ def create_app(loaded: LoadedAgent, options: ServeOptions) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
+    # Behind a load balancer, `instance` tells which server answered.
+    named = {"instance": options.instance} if options.instance else {}
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", **named}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -84,6 +87,7 @@ def create_app(loaded: LoadedAgent, options: ServeOptions) -> FastAPI:
             "status": "draining" if hub.draining else ("ready" if hub.ready else "full"),
             "sessions": hub.active,
             "max_sessions": options.max_sessions,
+            **named,
         }
         return JSONResponse(body, status_code=200 if hub.ready else 503)
 

@@ -67,11 +67,15 @@ class Hub:
         return self.options.user_id or session_id
 
     async def has_history(self, session_id: str) -> bool:
+        from google.adk.sessions.base_session_service import GetSessionConfig
+
         try:
+            # One event tells; a long conversation in a remote store is not read twice.
             session = await self.session_service.get_session(
                 app_name=self.loaded.app_name,
                 user_id=self.user_id(session_id),
                 session_id=session_id,
+                config=GetSessionConfig(num_recent_events=1),
             )
         except Exception:  # a store hiccup must not cost the connection
             log.debug("session lookup failed", exc_info=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,13 @@ if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
 
 TOKEN_ENV = "ADKVOICE_TOKEN"  # suggested environment variable for --token
+INSTANCE_ENV = "ADKVOICE_INSTANCE"  # a name for this server in /healthz, /readyz and logs
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 BYTES_PER_SECOND_16K = 2 * 16_000  # 16 kHz s16le mono: real time
+
+
+def instance_from_env() -> str | None:
+    return os.environ.get(INSTANCE_ENV, "").strip() or None
 
 
 def is_loopback(host: str) -> bool:
@@ -47,6 +53,9 @@ class ServeOptions:
     session_service: BaseSessionService | None = field(default=None, compare=False)
     user_id: str | None = None  # None = the session id, as the seeds' server does
     endpoint_label: str = "Gemini"  # shown in logs: "Gemini" or "emulator"
+    # Which of several servers behind a load balancer this is (shown in /healthz, /readyz
+    # and logs); None = not named.
+    instance: str | None = field(default_factory=instance_from_env)
     # Limits.
     max_sessions: int = 32  # WebSocket sessions + SSE streams at once
     max_frame_bytes: int = 1024 * 1024

@@ -28,6 +28,7 @@ from adkvoice.server.app import create_app
 from adkvoice.server.hub import GOING_AWAY, Hub
 from adkvoice.server.options import ServeOptions
 from adkvoice.server.security import RedactTokens
+from adkvoice.sessions import prepare_store
 
 if TYPE_CHECKING:
     from adkvoice.agent_loading import LoadedAgent
@@ -176,6 +177,9 @@ class AgentServer:
     async def start(self) -> None:
         _check_tls(self.options)
         _install_redaction()
+        # A database store is checked before binding: a load balancer must not route to
+        # a server that cannot keep conversations.
+        await prepare_store(self.hub.session_service)
         sock = _bind(self.options)
         self._port = int(sock.getsockname()[1])
         self._loop = asyncio.get_running_loop()
@@ -207,7 +211,8 @@ class AgentServer:
             sock.close()
             exc = self._task.exception() if not self._task.cancelled() else None
             raise ConfigError(f"the server failed to start: {exc or 'stopped'}")
-        log.info("serving %s at %s", opts.endpoint_label, self.url)
+        named = f" as instance {opts.instance}" if opts.instance else ""
+        log.info("serving %s at %s%s", opts.endpoint_label, self.url, named)
 
     def _exit_requested(self, force: bool) -> None:
         """From a signal handler: start the drain on the loop (or stop now on a second ^C)."""

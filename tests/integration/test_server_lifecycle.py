@@ -48,6 +48,14 @@ async def test_health_and_ready(monkeypatch: pytest.MonkeyPatch) -> None:
             assert "javascript" in response.headers["content-type"]
 
 
+async def test_a_named_instance_says_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a load balancer, /healthz and /readyz tell which instance answered."""
+    monkeypatch.setenv("ADKVOICE_INSTANCE", "serve-2")
+    async with serving(monkeypatch) as served, httpx.AsyncClient(base_url=served.url) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok", "instance": "serve-2"}
+        assert (await http.get("/readyz")).json()["instance"] == "serve-2"
+
+
 async def test_graceful_shutdown_finishes_the_turn_then_closes_1001(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

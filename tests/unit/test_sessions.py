@@ -81,3 +81,13 @@ async def test_summaries_newest_first(kind: str, tmp_path: Path) -> None:
     assert summaries[1].first_line == "first question"
     assert await latest_session_id(service, "app", "u") == "newer"
     assert await latest_session_id(service, "other-app", "u") is None
+
+
+def test_a_percent_encoded_password_is_hidden_too() -> None:
+    assert redact("postgresql://bob:p%40ss@db/adk") == "postgresql://bob:***@db/adk"
+    assert redact("postgresql://bob@db/adk") == "postgresql://bob@db/adk"
+
+
+def test_a_postgres_url_with_a_bad_port_is_one_clear_line() -> None:
+    with pytest.raises(ConfigError, match=r"the port in postgresql://bob:\*\*\*@db:x/adk"):
+        open_store("postgresql://bob:s3cret@db:x/adk")

@@ -1,0 +1,107 @@
+"""The deployment of deploy/: two `adkvoice serve` instances sharing PostgreSQL behind
+nginx. A conversation outlives the instance that served it."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import RunCli
+from tests.scaleout.stack import ChatClient, Stack, http_json
+
+pytestmark = pytest.mark.integration
+
+
+def _other(stack: Stack, name: str) -> str:
+    return next(i.name for i in stack.instances if i.name != name)
+
+
+def test_nginx_reaches_both_instances(stack: Stack) -> None:
+    assert stack.nginx is not None
+    seen: set[str] = set()
+    # Bounded: after a test killed an instance, nginx skips it for its fail_timeout (10 s).
+    deadline = time.monotonic() + 15
+    while seen != {"a", "b"} and time.monotonic() < deadline:
+        seen.add(http_json(f"{stack.nginx.url}/healthz")[1].get("instance", "?"))
+        time.sleep(0.05)
+    assert seen == {"a", "b"}
+    status, ready = http_json(f"{stack.nginx.url}/readyz")
+    assert status == 200
+    assert ready["status"] == "ready"
+
+
+def test_conversation_survives_kill_9_of_its_instance(
+    stack: Stack, client_dir: Path, run_cli: RunCli
+) -> None:
+    assert stack.nginx is not None
+    session_id = f"failover-{uuid.uuid4().hex[:8]}"
+    client = ChatClient(
+        stack.nginx.ws_url(session_id),
+        token=stack.token,
+        log=stack.root / f"{session_id}.log",
+        data_dir=client_dir,
+    )
+    try:
+        client.say("my name is Bob")
+        assert client.reply() == "You said: my name is Bob"
+        first = stack.serving()
+        first.kill()
+
+        # The emulator's rule quotes the user's turn before this one: the instance that
+        # answers now has only PostgreSQL to learn it from.
+        client.say("what did I say?")
+        assert client.reply() == "Before that you said: my name is Bob"
+        second = stack.serving()
+        assert second.name == _other(stack, first.name)
+        assert client.finish() == 0
+        log = client.stderr()
+        assert "connection lost" in log
+        assert "reconnected; the conversation continues" in log
+    finally:
+        client.close()
+
+    # Both turns are in PostgreSQL (serve keeps each conversation under its id as user).
+    stored = stack.postgres.sql(f"SELECT count(*) FROM events WHERE session_id = '{session_id}'")
+    assert int(stored) >= 4  # two user turns, two replies
+    shown = run_cli(
+        ["sessions", "show", session_id, "--user-id", session_id, "--sessions", stack.postgres.url],
+        env={"COLUMNS": "200"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "you › my name is Bob" in shown.stdout
+    assert "agent › You said: my name is Bob" in shown.stdout
+    assert "you › what did I say?" in shown.stdout
+    assert "agent › Before that you said: my name is Bob" in shown.stdout
+    assert stack.postgres.password not in shown.stdout + shown.stderr
+
+
+def test_conversation_moves_when_its_instance_drains(stack: Stack, client_dir: Path) -> None:
+    """SIGTERM: the instance finishes the turn, closes with 1001; the client reconnects
+    through nginx to the other instance, which continues the conversation."""
+    assert stack.nginx is not None
+    session_id = f"drain-{uuid.uuid4().hex[:8]}"
+    client = ChatClient(
+        stack.nginx.ws_url(session_id),
+        token=stack.token,
+        log=stack.root / f"{session_id}.log",
+        data_dir=client_dir,
+    )
+    try:
+        client.say("remember the blue door")
+        assert client.reply() == "You said: remember the blue door"
+        first = stack.serving()
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.proc.wait(timeout=20) == 0
+
+        client.say("what did I say?")
+        assert client.reply() == "Before that you said: remember the blue door"
+        assert stack.serving().name == _other(stack, first.name)
+        assert client.finish() == 0
+        assert "server is shutting down" in client.stderr()
+    finally:
+        client.close()
