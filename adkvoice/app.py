@@ -24,7 +24,7 @@ from adkvoice.config import (
     SessionsSettings,
     TalkSettings,
 )
-from adkvoice.connect import live_endpoint, open_backend
+from adkvoice.connect import default_handles_dir, is_ephemeral, live_endpoint, open_backend
 from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
 from adkvoice.events import AgentAudio, Event, Interrupted, Notice
 from adkvoice.line_input import LineReader
@@ -357,6 +357,9 @@ async def _serve(settings: ServeSettings) -> int:
             session_service=store.service,
             endpoint_label=label,
             max_sessions=settings.max_sessions,
+            handles_dir=None if is_ephemeral(store) else default_handles_dir(),
+            store_label=store.label,
+            context_compression=settings.context_compression,
         )
 
         def ready(url: str) -> None:

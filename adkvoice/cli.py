@@ -175,6 +175,17 @@ DebugOpt = Annotated[
 ]
 
 
+def _parse_compression(value: str) -> int | None:
+    from adkvoice.config import parse_context_compression
+    from adkvoice.errors import ConfigError
+
+    try:
+        return parse_context_compression(value)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+        raise  # not reached: _fail exits
+
+
 def _connect_settings(
     *,
     agent: Path | None,
@@ -190,13 +201,9 @@ def _connect_settings(
     rules: Path | None,
     compression: str = "on",
 ) -> ConnectSettings:
-    from adkvoice.config import ConnectSettings, parse_context_compression
-    from adkvoice.errors import ConfigError
+    from adkvoice.config import ConnectSettings
 
-    try:
-        context_compression = parse_context_compression(compression)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    context_compression = _parse_compression(compression)
 
     if url is not None:
         if agent is not None:
@@ -383,6 +390,7 @@ def serve(
     backend: BackendOpt = BackendOption.auto,
     model: ModelOpt = None,
     sessions: SessionsOpt = None,
+    compression: CompressionOpt = "on",
     max_sessions: Annotated[
         int,
         typer.Option("--max-sessions", min=1, help="Sessions (WebSocket and SSE) served at once."),
@@ -416,6 +424,7 @@ def serve(
         log_level=log_level.lower(),
         emulator_rules=rules,
         debug=debug,
+        context_compression=_parse_compression(compression),
     )
 
     def action() -> int:

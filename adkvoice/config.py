@@ -80,6 +80,7 @@ class ServeSettings:
     log_level: str = "info"
     emulator_rules: Path | None = None
     debug: bool = False
+    context_compression: int | None = 0  # as ConnectSettings.context_compression
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
-from adkvoice.live_handles import HandleStore, handle_key
+from adkvoice.live_handles import HandleStore, handle_key, live_endpoint_identity
 from adkvoice.sessions import SessionStore, latest_session_id, open_store
 
 if TYPE_CHECKING:
@@ -78,21 +78,17 @@ def new_session_id() -> str:
     return f"adkvoice-{uuid.uuid4().hex[:12]}"
 
 
+def is_ephemeral(store: SessionStore) -> bool:
+    """True when the store keeps nothing after the process ends (`--sessions memory`)."""
+    from google.adk.sessions.in_memory_session_service import InMemorySessionService
+
+    return isinstance(store.service, InMemorySessionService)
+
+
 def default_handles_dir() -> Path:
     import platformdirs
 
     return platformdirs.user_data_path("adkvoice") / "live-handles"
-
-
-def live_endpoint_identity() -> str:
-    """Which Live API endpoint google-genai will reach: a resumption handle is only valid
-    there (each in-process emulator has its own port, so its handles never match)."""
-    env = os.environ
-    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true"):
-        return (
-            f"vertex:{env.get('GOOGLE_CLOUD_PROJECT', '')}:{env.get('GOOGLE_CLOUD_LOCATION', '')}"
-        )
-    return env.get("GOOGLE_GEMINI_BASE_URL") or "gemini-api"
 
 
 @contextlib.asynccontextmanager
@@ -129,11 +125,8 @@ async def open_backend(
         connect.backend, connect.emulator_rules, say, text_chunk_delay_s=text_chunk_delay_s
     ) as (label, _emulator):
         session_id = session_id or new_session_id()
-        from google.adk.sessions.in_memory_session_service import InMemorySessionService
-
         # A conversation that is not kept cannot be resumed by a later process either.
-        kept = not isinstance(store.service, InMemorySessionService)
-        handles = HandleStore(default_handles_dir()) if kept else None
+        handles = None if is_ephemeral(store) else HandleStore(default_handles_dir())
         embedded = EmbeddedBackend(
             loaded,
             modality=modality,

@@ -31,6 +31,17 @@ def handle_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
+def live_endpoint_identity() -> str:
+    """Which Live API endpoint google-genai will reach: a resumption handle is only valid
+    there (each in-process emulator has its own port, so its handles never match)."""
+    env = os.environ
+    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true"):
+        return (
+            f"vertex:{env.get('GOOGLE_CLOUD_PROJECT', '')}:{env.get('GOOGLE_CLOUD_LOCATION', '')}"
+        )
+    return env.get("GOOGLE_GEMINI_BASE_URL") or "gemini-api"
+
+
 @dataclass(frozen=True)
 class SavedHandle:
     handle: str

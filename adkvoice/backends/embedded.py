@@ -241,6 +241,7 @@ class EmbeddedBackend:
         link.current_listener.set(self)
         delays = self._backoff.delays()
         attempt = 0
+        refused_with_handle = 0  # attempts with a handle that never connected
         try:
             while True:
                 handle = self._handle
@@ -257,13 +258,15 @@ class EmbeddedBackend:
                 if self._closing or self._failure is not None:
                     return
                 connected = self._ledger.connections > opened_before
-                if (
-                    handle is not None
-                    and not connected
-                    and not isinstance(error, ConnectionLostError)
+                if handle is not None and not connected:
+                    refused_with_handle += 1
+                if refused_with_handle and (
+                    not isinstance(error, ConnectionLostError) or refused_with_handle >= 2
                 ):
-                    # The endpoint refused the handle (expired, or from another session):
-                    # start afresh; the session store still has the conversation.
+                    # The endpoint refused the handle (expired, from another session) or
+                    # keeps failing with it: start afresh; the session store still has
+                    # the conversation.
+                    refused_with_handle = 0
                     self._forget_handle()
                     self._notice(
                         "the saved live session could not be resumed; continuing from "
@@ -276,6 +279,7 @@ class EmbeddedBackend:
                     return
                 if connected:
                     delays, attempt = self._backoff.delays(), 0  # it worked for a while
+                    refused_with_handle = 0
                 delay = next(delays, None)
                 attempt += 1
                 if delay is None:

@@ -53,6 +53,11 @@ class ServeOptions:
     session_service: BaseSessionService | None = field(default=None, compare=False)
     user_id: str | None = None  # None = the session id, as the seeds' server does
     endpoint_label: str = "Gemini"  # shown in logs: "Gemini" or "emulator"
+    # Where each conversation's latest live resumption handle is kept, so a client that
+    # reconnects resumes the model's session instead of replaying history; None = not kept.
+    handles_dir: Path | None = None
+    store_label: str = ""  # part of a handle's key: handles belong to one store
+    context_compression: int | None = 0  # None = off, 0 = the model's defaults, N = tokens
     # Which of several servers behind a load balancer this is (shown in /healthz, /readyz
     # and logs); None = not named.
     instance: str | None = field(default_factory=instance_from_env)

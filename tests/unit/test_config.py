@@ -29,3 +29,14 @@ def test_forcing_gemini_without_credentials_says_what_to_set() -> None:
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY") as info:
         choose_backend("gemini", {})
     assert "\n" not in str(info.value)
+
+
+def test_context_compression_values() -> None:
+    from adkvoice.config import parse_context_compression
+
+    assert parse_context_compression("on") == 0
+    assert parse_context_compression("OFF") is None
+    assert parse_context_compression("32_000") == 32_000
+    for bad in ("lots", "10"):
+        with pytest.raises(ConfigError, match="--context-compression"):
+            parse_context_compression(bad)
