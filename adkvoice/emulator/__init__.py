@@ -3,24 +3,28 @@
 The real google-genai client inside the real ADK connects to it; replies come from rules.
 The same port also answers REST `models/{model}:streamGenerateContent?alt=sse` and
 `:generateContent` (rest.py), which ADK's `run_async` with StreamingMode.SSE uses.
-See `Emulator`, `EmulatorOptions`, `FaultController` and `rules` for the details.
+See `Emulator`, `EmulatorOptions`, `FaultController`, `rules` and `handles` for the details.
 """
 
 from __future__ import annotations
 
 from .emulator import Emulator, EmulatorOptions
 from .faults import Fault, FaultController
+from .handles import HandleStore
 from .models import is_gemini_3_live, is_live_model
 from .rules import FAULT_NAMES, Rule, Rules, default_rules, load_rules, parse_rules
-from .stats import EmulatorStats
+from .stats import Compression, ConnectionRecord, EmulatorStats
 
 __all__ = [
     "FAULT_NAMES",
+    "Compression",
+    "ConnectionRecord",
     "Emulator",
     "EmulatorOptions",
     "EmulatorStats",
     "Fault",
     "FaultController",
+    "HandleStore",
     "Rule",
     "Rules",
     "default_rules",

@@ -28,10 +28,11 @@ from adkvoice.errors import EmulatorError
 
 from .certs import CertFiles, client_ssl_context, server_ssl_context, write_cert_files
 from .faults import FaultController
+from .handles import DEFAULT_TTL_S, HandleStore
 from .rest import RestOptions, SniffingProtocol, WebSocketFactory, abort_all
 from .rules import Rules, default_rules
 from .server import ServerContext, handle_connection
-from .session import Conversation, SessionOptions
+from .session import SessionOptions
 from .speech import make_stt, make_tts
 from .stats import EmulatorStats
 
@@ -51,6 +52,7 @@ class EmulatorOptions:
     stt: Literal["auto", "pocketsphinx", "placeholder"] = "auto"
     cert_dir: Path | None = None  # where to write the throwaway cert; None = a temp dir
     go_away_time_left_s: float = 1.0  # timeLeft announced by go_away_after_s
+    handle_ttl_s: float = DEFAULT_TTL_S  # how long a handle outlives its connection
 
 
 class Emulator:
@@ -59,7 +61,7 @@ class Emulator:
         self.faults = FaultController()
         self.stats = EmulatorStats()
         # Resumption handles live emulator-wide, so a new connection can resume any of them.
-        self.handles: dict[str, Conversation] = {}
+        self.handles = HandleStore(self.options.handle_ttl_s)
         self._server: Server | None = None
         self._rest: RestOptions | None = None
         self._certs: CertFiles | None = None

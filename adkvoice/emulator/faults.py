@@ -7,8 +7,13 @@ on any connection (one-shot) or by every turn (``sticky=True``):
   (any close code can be given).
 - ``drop``: abort the TCP connection after the first chunk, with no close frame.
 - ``delay``: hold the reply back `seconds` before its first chunk.
+- ``slow``: hold back every chunk of the reply `seconds` (a slow or congested server).
 - ``malformed``: send a frame that is not JSON before the first chunk.
-- ``go-away``: after the turn completes, send goAway and close when `seconds` run out.
+- ``go-away``: after the turn completes, send goAway and close when `seconds` run out;
+  with ``send_handle`` a fresh resumption handle goes out right before the goAway.
+
+A turn takes its faults when it starts, so in a turn with a tool call the reply faults
+(close, drop, slow) act on the answer that follows the tool response.
 
 The ``*_now`` coroutines act at once on every live connection. Rules can trigger the same
 faults by text (``fault = "drop"`` in a rules file), so out-of-process tests can use them.
@@ -19,17 +24,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .rules import FaultName
+from .rules import FaultName, Rule
 
 INTERNAL_ERROR = "Internal error encountered."
+# What a rule's fault lasts when it gives no `seconds`.
+DEFAULT_SECONDS: dict[FaultName, float] = {"delay": 3.0, "slow": 0.5, "go-away": 1.0}
 
 
 @dataclass(frozen=True)
 class Fault:
     kind: FaultName
-    seconds: float = 0.0  # delay length, or goAway time left
+    seconds: float = 0.0  # delay length, slow delay per chunk, or goAway time left
     code: int = 1011  # close code for close-1011
     reason: str = INTERNAL_ERROR
+    send_handle: bool = False  # go-away: a fresh resumption handle first
+
+    @classmethod
+    def from_rule(cls, rule: Rule) -> Fault:
+        assert rule.fault is not None
+        seconds = DEFAULT_SECONDS.get(rule.fault, 0.0) if rule.seconds is None else rule.seconds
+        return cls(rule.fault, seconds=seconds, send_handle=rule.send_handle)
+
+
+def seconds_of(faults: list[Fault], kind: FaultName) -> float:
+    """Total seconds of the faults of one kind (several may be queued)."""
+    return sum(f.seconds for f in faults if f.kind == kind)
 
 
 class LiveConnection(Protocol):
@@ -66,11 +85,17 @@ class FaultController:
     def delay_next_reply(self, seconds: float, *, sticky: bool = False) -> None:
         self.inject(Fault("delay", seconds=seconds), sticky=sticky)
 
+    def slow_replies(self, seconds_per_chunk: float, *, sticky: bool = False) -> None:
+        """Hold back every chunk of the next reply (or of every reply, when sticky)."""
+        self.inject(Fault("slow", seconds=seconds_per_chunk), sticky=sticky)
+
     def malformed_next_reply(self, *, sticky: bool = False) -> None:
         self.inject(Fault("malformed"), sticky=sticky)
 
-    def go_away_after_reply(self, time_left_s: float = 1.0, *, sticky: bool = False) -> None:
-        self.inject(Fault("go-away", seconds=time_left_s), sticky=sticky)
+    def go_away_after_reply(
+        self, time_left_s: float = 1.0, *, send_handle: bool = False, sticky: bool = False
+    ) -> None:
+        self.inject(Fault("go-away", seconds=time_left_s, send_handle=send_handle), sticky=sticky)
 
     def clear(self) -> None:
         self._one_shot.clear()

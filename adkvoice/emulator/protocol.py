@@ -28,6 +28,11 @@ OUTPUT_MIME = f"audio/pcm;rate={OUTPUT_RATE}"
 
 CLIENT_KEYS = ("setup", "client_content", "realtime_input", "tool_response", "context_update")
 
+# Gemini documents a Live session context window of 128k tokens, a default compression
+# trigger of 80 % of it, and a default sliding-window target of half the trigger.
+CONTEXT_WINDOW_TOKENS = 131_072
+DEFAULT_TRIGGER_TOKENS = CONTEXT_WINDOW_TOKENS * 4 // 5
+
 
 # ---------------------------------------------------------------------------- client messages
 
@@ -42,6 +47,18 @@ class ActivityDetection:
 
 
 @dataclass(frozen=True)
+class SlidingWindow:
+    """`contextWindowCompression` with a sliding window, defaults resolved.
+
+    Once the context exceeds `trigger_tokens` before a turn, the oldest turns are dropped
+    until it is at most `target_tokens`.
+    """
+
+    trigger_tokens: int = DEFAULT_TRIGGER_TOKENS
+    target_tokens: int = DEFAULT_TRIGGER_TOKENS // 2
+
+
+@dataclass(frozen=True)
 class Setup:
     model: str  # as sent, normally "models/<id>"
     response_modality: Modality = "AUDIO"
@@ -53,6 +70,7 @@ class Setup:
     resumption: bool = False
     resume_handle: str | None = None
     initial_history_in_client_content: bool = False
+    compression: SlidingWindow | None = None  # None: the context only grows
 
     @property
     def model_id(self) -> str:
@@ -204,6 +222,24 @@ def _function_names(tools: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _decode_compression(raw: Any) -> SlidingWindow | None:
+    """`setup.contextWindowCompression`; genai sends its inner keys in snake_case."""
+    where = "setup.contextWindowCompression"
+    body = _obj(raw, where)
+    trigger = _opt_int(_get(body, "trigger_tokens"), f"{where}.triggerTokens")
+    window_raw = _get(body, "sliding_window")
+    if window_raw is None:
+        return None  # the sliding window is the only mechanism: nothing to compress with
+    window = _obj(window_raw, f"{where}.slidingWindow")
+    target = _opt_int(_get(window, "target_tokens"), f"{where}.slidingWindow.targetTokens")
+    if trigger is not None and trigger < 0:
+        raise ProtocolError(f"{where}.triggerTokens must not be negative")
+    if target is not None and target < 0:
+        raise ProtocolError(f"{where}.slidingWindow.targetTokens must not be negative")
+    trigger = DEFAULT_TRIGGER_TOKENS if trigger is None else trigger
+    return SlidingWindow(trigger, trigger // 2 if target is None else target)
+
+
 def _decode_setup(body: Mapping[str, Any]) -> Setup:
     model = _get(body, "model")
     if not isinstance(model, str) or not model.strip():
@@ -258,6 +294,7 @@ def _decode_setup(body: Mapping[str, Any]) -> Setup:
             _get(history, "initial_history_in_client_content"),
             "setup.historyConfig.initialHistoryInClientContent",
         ),
+        compression=_decode_compression(_get(body, "context_window_compression")),
     )
 
 
@@ -417,6 +454,11 @@ def encode_client_message(msg: ClientMessage) -> str:
             body["sessionResumption"] = {"handle": msg.resume_handle} if msg.resume_handle else {}
         if msg.initial_history_in_client_content:
             body["historyConfig"] = {"initialHistoryInClientContent": True}
+        if msg.compression is not None:
+            body["contextWindowCompression"] = {
+                "triggerTokens": msg.compression.trigger_tokens,
+                "slidingWindow": {"targetTokens": msg.compression.target_tokens},
+            }
         return json.dumps({"setup": body})
     if isinstance(msg, ClientContent):
         cc: JsonObject = {

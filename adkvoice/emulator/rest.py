@@ -44,7 +44,7 @@ from websockets.server import ServerProtocol
 
 from adkvoice.errors import ProtocolError
 
-from .faults import Fault, FaultController
+from .faults import Fault, FaultController, seconds_of
 from .protocol import JsonObject
 from .rules import Rules, TemplateContext, render
 from .session import TEXT_WORDS_PER_CHUNK, estimate_tokens, word_groups
@@ -413,11 +413,12 @@ class RestHandler:
             opts.stats.user_texts.append(text)
         if isinstance(reply, CallReply):
             opts.stats.rest_tool_calls += 1
+            opts.stats.tool_calls_by_name[reply.name] += 1
         faults = opts.faults.take_for_turn()
         rule = opts.rules.match(text)
         if rule.fault is not None and not request.contents[-1].responses:
-            faults.append(Fault(rule.fault, seconds=3.0 if rule.seconds is None else rule.seconds))
-        delay = opts.think_time_s + sum(f.seconds for f in faults if f.kind == "delay")
+            faults.append(Fault.from_rule(rule))
+        delay = opts.think_time_s + seconds_of(faults, "delay")
         if delay > 0:
             await asyncio.sleep(delay)
         kinds = {f.kind for f in faults}
@@ -433,7 +434,12 @@ class RestHandler:
         if "malformed" in kinds:
             opts.stats.faults_fired.append("malformed")
             self._write(h11.Data(data=b'data: {"candidates": [\r\n\r\n'))
+        slow_s = seconds_of(faults, "slow")
+        if slow_s:
+            opts.stats.faults_fired.append("slow")
         for i, chunk in enumerate(chunks):
+            if slow_s:
+                await asyncio.sleep(slow_s)
             self._write(h11.Data(data=sse_event(chunk)))
             if i == 0 and "drop" in kinds:
                 opts.stats.faults_fired.append("drop")

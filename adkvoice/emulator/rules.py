@@ -16,13 +16,20 @@ A rules file is TOML::
 
     [[rule]]
     match = "^emulator fault close"
-    fault = "close-1011"                 # see FAULT_NAMES; `seconds` for delay / go-away
+    fault = "close-1011"                 # see FAULT_NAMES; `seconds` for delay / slow / go-away
     say = "Closing the connection now."  # reply streamed before (or around) the fault
 
+    [[rule]]
+    match = "^emulator fault recycle"
+    fault = "go-away"
+    send_handle = true                   # a fresh resumption handle right before goAway
+    say = "Recycling this connection."
+
 First match wins. Templates may use {text} (what the user said), {previous} (what they
-said the turn before), {turn} (1-based user turn number), {model}, and after a call
-{result} (the tool response rendered readably) or {result.field}. Alternatives such as
-{result.time|result} use the first one present. Write {{ and }} for literal braces.
+said the turn before), {first} (the earliest of their words still in the model's context
+window), {turn} (1-based user turn number), {model}, and after a call {result} (the tool
+response rendered readably) or {result.field}. Alternatives such as {result.time|result}
+use the first one present. Write {{ and }} for literal braces.
 """
 
 from __future__ import annotations
@@ -37,11 +44,12 @@ from typing import Any, Literal, get_args
 
 from adkvoice.errors import ConfigError
 
-FaultName = Literal["close-1011", "drop", "delay", "malformed", "go-away"]
+FaultName = Literal["close-1011", "drop", "delay", "slow", "malformed", "go-away"]
 FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 DEFAULT_FALLBACK = "You said: {text}"
-TEMPLATE_ROOTS = ("text", "previous", "turn", "model", "result")
-_RULE_KEYS = {"match", "say", "call", "args", "fault", "seconds"}
+TEMPLATE_ROOTS = ("text", "previous", "first", "turn", "model", "result")
+TIMED_FAULTS = ("delay", "slow", "go-away")  # the faults that take `seconds`
+_RULE_KEYS = {"match", "say", "call", "args", "fault", "seconds", "send_handle"}
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
 # {name}, {result.a.b}, or alternatives {result.time|result}: the first one present wins.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + _NAME + r"(?:\|" + _NAME + r")*)\}|[{}]")
@@ -55,6 +63,7 @@ class Rule:
     args: Mapping[str, Any] = field(default_factory=dict)
     fault: FaultName | None = None
     seconds: float | None = None
+    send_handle: bool = False  # go-away only: send a fresh resumption handle first
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Rules:
 class TemplateContext:
     text: str = ""
     previous: str = ""
+    first: str = ""
     turn: int = 1
     model: str = ""
     result: Any = None
@@ -134,6 +144,7 @@ def render(template: str, ctx: TemplateContext) -> str:
             values = {
                 "text": ctx.text,
                 "previous": ctx.previous,
+                "first": ctx.first,
                 "turn": str(ctx.turn),
                 "model": ctx.model,
             }
@@ -199,10 +210,18 @@ def _parse_rule(raw: Any, where: str) -> Rule:
     if call is not None and fault is not None:
         raise ConfigError(f"{where}: use either 'call' or 'fault', not both")
     if seconds is not None:
-        if fault not in ("delay", "go-away"):
-            raise ConfigError(f'{where}: \'seconds\' only applies to fault = "delay" or "go-away"')
+        if fault not in TIMED_FAULTS:
+            raise ConfigError(
+                f"{where}: 'seconds' only applies to fault = "
+                + ", ".join(f'"{name}"' for name in TIMED_FAULTS)
+            )
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
             raise ConfigError(f"{where}: 'seconds' must be a non-negative number")
+    send_handle = raw.get("send_handle", False)
+    if not isinstance(send_handle, bool):
+        raise ConfigError(f"{where}: 'send_handle' must be true or false")
+    if send_handle and fault != "go-away":
+        raise ConfigError(f"{where}: 'send_handle' only applies to fault = \"go-away\"")
     if say is None and call is None and fault is None:
         raise ConfigError(f"{where}: needs 'say', 'call' or 'fault'")
     if say is not None:
@@ -217,6 +236,7 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         args=dict(args),
         fault=fault,
         seconds=None if seconds is None else float(seconds),
+        send_handle=send_handle,
     )
 
 

@@ -3,6 +3,13 @@
 Close codes follow Gemini: 1007 for a request it cannot accept ("Request contains an
 invalid argument."), 1008 for a model it does not serve (or a path it does not serve),
 1011 for internal errors. Close reasons are capped at the 123 bytes WebSocket allows.
+
+A setup whose `sessionResumption.handle` is unknown, superseded or expired (handles.py) is
+closed with 1007 right after the setup, before any setupComplete. Gemini does not
+document this case; developers report resumption with a handle the service no longer
+honours failing with 1007, and 1007 with "Request contains an invalid argument." is how
+Gemini refuses a setup it cannot accept. Gemini's reason stops there; the emulator adds a
+sentence naming the handle problem.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ from adkvoice.errors import ProtocolError
 from . import frames
 from . import protocol as p
 from .faults import FaultController
+from .handles import Conversation, HandleStore
 from .models import is_live_model, rejection_reason
 from .rules import Rules
-from .session import Conversation, Session, SessionOptions, TransportClosed
+from .session import Session, SessionOptions, TransportClosed
 from .speech import Stt, Tts
 from .stats import EmulatorStats
 
@@ -34,6 +42,7 @@ PATH_RE = re.compile(
 )
 EXPECTED_PATH = "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
 INVALID_ARGUMENT = "Request contains an invalid argument."
+UNKNOWN_HANDLE = f"{INVALID_ARGUMENT} Unknown or expired session resumption handle."
 MAX_REASON_BYTES = 123
 
 
@@ -59,7 +68,7 @@ class ServerContext:
     stt: Stt
     faults: FaultController
     stats: EmulatorStats
-    handles: dict[str, Conversation]
+    handles: HandleStore
     options: SessionOptions
 
 
@@ -104,14 +113,13 @@ async def _handshake(ws: ServerConnection, ctx: ServerContext, version: str) -> 
     if not is_live_model(setup.model):
         await _refuse(ws, ctx.stats, 1008, rejection_reason(setup.model, version))
         return None
-    conversation = None
+    conversation: Conversation | None = None
     if setup.resume_handle is not None:
-        stored = ctx.handles.get(setup.resume_handle)
-        if stored is None:
-            reason = f"{INVALID_ARGUMENT} Unknown or expired session resumption handle."
-            await _refuse(ws, ctx.stats, 1007, reason)
+        conversation = ctx.handles.restore(setup.resume_handle)
+        if conversation is None:
+            ctx.stats.rejected_handles += 1
+            await _refuse(ws, ctx.stats, 1007, UNKNOWN_HANDLE)
             return None
-        conversation = stored.copy()
         ctx.stats.resumed_sessions += 1
     await ws.send(frames.encode(frames.setup_complete()))
     ctx.stats.setups += 1

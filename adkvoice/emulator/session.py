@@ -14,6 +14,15 @@ Family differences (mirroring what google-adk 2.13 expects, see models.py):
   `turnComplete` until the tool response arrived; `mediaChunks` is refused (send
   `audio`); replayed initial history never triggers a reply by itself, ADK's "." text
   nudge answers the pending user turn.
+
+Context window compression (`setup.contextWindowCompression.slidingWindow`) works as Gemini
+documents it: before a turn runs, if the context (system instruction plus history, in
+estimated tokens) exceeds the trigger, the oldest turns are dropped until it is at most the
+target; the kept part starts at a user turn, the system instruction always stays and the
+turn being answered is never dropped. Usage metadata then counts the compressed context.
+
+Audio replies are paced against absolute deadlines (start + audio sent × pacing), so a
+reply with `audio_pacing=1.0` takes as long as it lasts, however long each send takes.
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field, replace
+import time
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -33,11 +43,12 @@ from adkvoice.errors import ProtocolError
 
 from . import frames
 from . import protocol as p
-from .faults import Fault, FaultController
+from .faults import Fault, FaultController, seconds_of
+from .handles import Conversation, HandleOwner, HandleStore
 from .models import is_gemini_3_live
 from .rules import Rules, TemplateContext, render
 from .speech import Stt, Tts, placeholder_transcript, resample
-from .stats import EmulatorStats
+from .stats import Compression, ConnectionRecord, EmulatorStats
 from .vad import DEFAULT_SILENCE_MS, DEFAULT_START_MS, EnergyVad, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
@@ -60,17 +71,6 @@ class Transport(Protocol):
     def abort(self) -> None: ...
 
 
-@dataclass
-class Conversation:
-    """What a resumption handle restores."""
-
-    history: list[p.Turn] = field(default_factory=list)
-    user_turns: int = 0
-
-    def copy(self) -> Conversation:
-        return Conversation(history=list(self.history), user_turns=self.user_turns)
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     text_chunk_delay_s: float = 0.0
@@ -90,8 +90,37 @@ def word_groups(text: str, size: int) -> list[str]:
     return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
+def tokens_for_words(words: int) -> int:
+    return math.ceil(words * 4 / 3)
+
+
 def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text.split()) * 4 / 3)
+    return tokens_for_words(len(text.split()))
+
+
+def context_tokens(system: str, history: Sequence[p.Turn]) -> int:
+    """Estimated tokens of what the model sees: the system instruction and the history."""
+    return tokens_for_words(len(system.split()) + sum(len(t.text.split()) for t in history))
+
+
+def slide_window(history: list[p.Turn], system: str, target_tokens: int) -> int:
+    """Drop the oldest turns until the context is at most `target_tokens`; return how many.
+
+    The kept part starts at a user turn and always includes the newest user turn, even if
+    that alone is over the target (the turn being answered cannot be forgotten).
+    """
+    words = [len(t.text.split()) for t in history]
+    remaining = len(system.split()) + sum(words)  # of the suffix starting at index i
+    last_user = max((i for i, t in enumerate(history) if t.role == "user"), default=-1)
+    if tokens_for_words(remaining) <= target_tokens:
+        return 0
+    for i in range(1, last_user + 1):
+        remaining -= words[i - 1]
+        fits = tokens_for_words(remaining) <= target_tokens
+        if history[i].role == "user" and (fits or i == last_user):
+            del history[:i]
+            return i
+    return 0
 
 
 class Session:
@@ -105,11 +134,12 @@ class Session:
         stt: Stt,
         faults: FaultController,
         stats: EmulatorStats,
-        handles: dict[str, Conversation],
+        handles: HandleStore,
         options: SessionOptions,
         conversation: Conversation | None = None,
     ) -> None:
         self.setup = setup
+        self.record = ConnectionRecord(model=setup.model, resumed=conversation is not None)
         self.conversation = conversation or Conversation()
         self._transport = transport
         self._rules = rules
@@ -118,6 +148,7 @@ class Session:
         self._faults = faults
         self._stats = stats
         self._handles = handles
+        self._handle_owner = HandleOwner()
         self._options = options
         self._gemini3 = is_gemini_3_live(setup.model)
         self._functions = set(setup.function_names)
@@ -140,12 +171,15 @@ class Session:
 
     # Lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        self._stats.connection_log.append(self.record)
         self._faults.register(self)
         if self._options.go_away_after_s is not None:
             self._spawn(self._go_away_later(self._options.go_away_after_s))
 
     async def shutdown(self) -> None:
         self._faults.unregister(self)
+        self.record.closed_at = time.monotonic()
+        self._handles.connection_ended(self._handle_owner)
         tasks = [t for t in (self._turn_task, *self._background) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -182,6 +216,7 @@ class Session:
             await self._issue_handle()
         await self._send(frames.go_away(time_left_s))
         self._stats.go_aways_sent += 1
+        self.record.go_aways_sent += 1
         if not self._going_away:
             self._going_away = True
             self._spawn(self._close_later(time_left_s))
@@ -322,6 +357,7 @@ class Session:
             await self._send(frames.turn_complete(self._usage(spoken)))
             self._model_turn_open = False
             self._stats.interruptions += 1
+            self.record.interruptions += 1
 
     async def _speech_turn(self, pcm: bytes) -> None:
         self._stats.utterances += 1
@@ -338,14 +374,29 @@ class Session:
                     )
         await self._answer(text, in_history=False)
 
-    def _previous_user_text(self) -> str:
+    def _earlier_user_texts(self) -> list[str]:
+        """What the user said before the turn being answered, as far as the context goes."""
         # Function responses replayed as user-role turns carry no text: skip them.
         users = [t.text for t in self.conversation.history if t.role == "user" and t.text]
-        return users[-2] if len(users) >= 2 else "nothing yet"
+        return users[:-1]
 
     def _usage(self, reply: str) -> frames.Usage:
-        context = " ".join([self._system, *(t.text for t in self.conversation.history)])
-        return frames.Usage(estimate_tokens(context), estimate_tokens(reply))
+        prompt = context_tokens(self._system, self.conversation.history)
+        return frames.Usage(prompt, estimate_tokens(reply))
+
+    def _compress_context(self) -> None:
+        window = self.setup.compression
+        if window is None:
+            return
+        history = self.conversation.history
+        before = context_tokens(self._system, history)
+        if before <= window.trigger_tokens:
+            return
+        dropped = slide_window(history, self._system, window.target_tokens)
+        if dropped:
+            after = context_tokens(self._system, history)
+            self._stats.compressions.append(Compression(before, after, dropped))
+            self.record.compressions += 1
 
     async def _answer(self, text: str, *, in_history: bool) -> None:
         faults = self._faults.take_for_turn()
@@ -353,19 +404,19 @@ class Session:
             self.conversation.history.append(p.Turn("user", text))
         self.conversation.user_turns += 1
         self._stats.user_texts.append(text)
+        self._compress_context()  # "before running the turn", as Gemini counts the trigger
         rule = self._rules.match(text)
         if rule.fault is not None:
-            default_s = 1.0 if rule.fault == "go-away" else 3.0
-            faults.append(
-                Fault(rule.fault, seconds=default_s if rule.seconds is None else rule.seconds)
-            )
+            faults.append(Fault.from_rule(rule))
+        earlier = self._earlier_user_texts()
         ctx = TemplateContext(
             text=text,
-            previous=self._previous_user_text(),
+            previous=earlier[-1] if earlier else "nothing yet",
+            first=earlier[0] if earlier else "nothing yet",
             turn=self.conversation.user_turns,
             model=self.setup.model_id,
         )
-        delay = self._options.think_time_s + sum(f.seconds for f in faults if f.kind == "delay")
+        delay = self._options.think_time_s + seconds_of(faults, "delay")
         if delay > 0:
             await asyncio.sleep(delay)
         say = rule.say
@@ -393,6 +444,8 @@ class Session:
             await self._maybe_not_resumable()
             await self._send(frames.tool_call([frames.FunctionCall(call_id, name, args)]))
             self._stats.tool_calls_sent += 1
+            self._stats.tool_calls_by_name[name] += 1
+            self.record.tool_calls[name] += 1
             self._model_turn_open = True
             if not self._gemini3:
                 # 2.x ends the model turn after a tool call; ADK surfaces the call only then.
@@ -437,15 +490,21 @@ class Session:
         self._model_turn_open = False
         self.conversation.history.append(p.Turn("model", text))
         self._stats.turns_answered += 1
+        self.record.turns_answered += 1
         if self.setup.resumption:
             await self._issue_handle()
         for fault in faults:
             if fault.kind == "go-away":
                 self._stats.faults_fired.append("go-away")
-                await self.go_away(fault.seconds, send_handle=False)
+                await self.go_away(fault.seconds, send_handle=fault.send_handle)
 
     async def _stream_text(self, text: str, faults: list[Fault]) -> None:
+        slow_s = seconds_of(faults, "slow")
+        if slow_s:
+            self._stats.faults_fired.append("slow")
         for i, group in enumerate(word_groups(text, TEXT_WORDS_PER_CHUNK) or [text]):
+            if slow_s:
+                await asyncio.sleep(slow_s)
             await self._send(frames.model_text(group))
             self._spoken.append(group)
             if i == 0:
@@ -463,7 +522,16 @@ class Session:
         per_chunk: list[list[str]] = [[] for _ in chunks]
         for g, group in enumerate(groups):
             per_chunk[g * len(chunks) // len(groups)].append(group)
+        slow_s = seconds_of(faults, "slow")
+        if slow_s:
+            self._stats.faults_fired.append("slow")
+        pacing = self._options.audio_pacing
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sent_s = 0.0  # audio sent so far
         for i, chunk in enumerate(chunks):
+            if slow_s:
+                await _sleep_until(loop, start + sent_s * pacing + slow_s * (i + 1))
             said = "".join(per_chunk[i]) or None
             if self._gemini3:
                 await self._send(frames.model_audio(chunk, said))
@@ -475,14 +543,20 @@ class Session:
             self._stats.audio_out_bytes += len(chunk)
             if i == 0:
                 await self._fire_mid_reply(faults)
-            await asyncio.sleep(len(chunk) / (2 * p.OUTPUT_RATE) * self._options.audio_pacing)
+            # Absolute deadlines: time spent sending does not add up into drift.
+            sent_s += len(chunk) / (2 * p.OUTPUT_RATE)
+            await _sleep_until(loop, start + sent_s * pacing + slow_s * (i + 1))
         if not groups:
             self._spoken = [text]
         elif not self._gemini3:
             await self._send(frames.output_transcription(None, finished=True))
 
     async def _issue_handle(self) -> None:
-        handle = "emu-" + secrets.token_urlsafe(12)
-        self._handles[handle] = self.conversation.copy()
+        handle = self._handles.issue(self._handle_owner, self.conversation)
         self._stats.handles_issued += 1
         await self._send(frames.resumption_update(handle, resumable=True))
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    """Sleep until `deadline` on the loop clock; always yields, even when it has passed."""
+    await asyncio.sleep(max(0.0, deadline - loop.time()))

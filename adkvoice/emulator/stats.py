@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .protocol import Setup
+
+
+@dataclass
+class ConnectionRecord:
+    """One accepted Live connection (setupComplete sent), for per-connection assertions."""
+
+    model: str
+    resumed: bool  # the setup carried a handle that restored a conversation
+    turns_answered: int = 0
+    tool_calls: Counter[str] = field(default_factory=Counter)  # function name -> calls sent
+    go_aways_sent: int = 0
+    interruptions: int = 0
+    compressions: int = 0
+    opened_at: float = field(default_factory=time.monotonic)  # setup accepted
+    closed_at: float | None = None  # None while the connection is open
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
+@dataclass(frozen=True)
+class Compression:
+    """One sliding-window compression of a conversation's context."""
+
+    tokens_before: int
+    tokens_after: int
+    turns_dropped: int
 
 
 @dataclass
@@ -13,6 +43,7 @@ class EmulatorStats:
     active_connections: int = 0
     setups: int = 0  # setup messages accepted (setupComplete sent)
     rejected_setups: int = 0  # unknown model, unknown handle, bad first frame
+    rejected_handles: int = 0  # setups refused for an unknown or expired resumption handle
     resumed_sessions: int = 0  # setups that restored a conversation by handle
     turns_answered: int = 0  # model turns that reached turnComplete
     interruptions: int = 0  # replies cut short by the user
@@ -34,3 +65,15 @@ class EmulatorStats:
     setup_log: list[Setup] = field(default_factory=list)
     user_texts: list[str] = field(default_factory=list)  # every user turn the emulator answered
     transcripts: list[str] = field(default_factory=list)  # input transcriptions sent
+    connection_log: list[ConnectionRecord] = field(default_factory=list)  # accepted, in order
+    tool_calls_by_name: Counter[str] = field(default_factory=Counter)  # Live and REST
+    compressions: list[Compression] = field(default_factory=list)  # context window slides
+
+    @property
+    def connections_opened(self) -> int:
+        """Live connections that got past setup (resumed ones included)."""
+        return len(self.connection_log)
+
+    @property
+    def resumed_connections(self) -> int:
+        return sum(1 for record in self.connection_log if record.resumed)

@@ -7,6 +7,7 @@ emulator (GOOGLE_GEMINI_BASE_URL, SSL_CERT_FILE, GOOGLE_API_KEY) and nothing is 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,7 @@ from google.adk.sessions import InMemorySessionService
 from google.genai import errors, types
 
 from adkvoice.emulator import Emulator
+from adkvoice.emulator.protocol import SlidingWindow
 
 from .emulator_support import (
     MODEL_2X,
@@ -138,6 +140,13 @@ def final_text(event: Event) -> str | None:
     return text or None
 
 
+def final_text_part(event: Event) -> str:
+    """The text of a streamed text event (partial or not)."""
+    if event.author == "user" or not event.content or not event.content.parts:
+        return ""
+    return "".join(p.text or "" for p in event.content.parts)
+
+
 def said(expected: str) -> Callable[[Event], bool]:
     return lambda e: final_text(e) == expected
 
@@ -165,6 +174,8 @@ async def test_tool_round_trip_runs_the_tool_once(
     assert [r.response for r in responses] == [{"time": "10:42"}]
     assert clock.calls == 1
     assert (emu.stats.tool_calls_sent, emu.stats.tool_responses_received) == (1, 1)
+    assert emu.stats.tool_calls_by_name == {"get_current_time": 1}
+    assert emu.stats.connection_log[0].tool_calls == {"get_current_time": 1}
     assert emu.stats.unmatched_tool_responses == 0
     assert any(e.usage_metadata and e.usage_metadata.total_token_count for e in run.events)
     if modality == "AUDIO":
@@ -256,6 +267,10 @@ async def test_go_away_resumes_with_handle(monkeypatch: pytest.MonkeyPatch, mode
             await run.wait_for(said("Before that you said: my name is Ada"))
     assert emu.stats.setups == 2
     assert emu.stats.go_aways_sent == 1
+    assert (emu.stats.connections_opened, emu.stats.resumed_connections) == (2, 1)
+    first, second = emu.stats.connection_log
+    assert (first.resumed, first.go_aways_sent, first.open) == (False, 1, False)
+    assert (second.resumed, second.turns_answered) == (True, 1)
 
 
 async def test_close_1011_between_turns_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,6 +303,64 @@ async def test_connection_faults_surface_as_api_error(
             error = await run.finished_error()
     assert isinstance(error, errors.APIError)
     assert error.code == code
+
+
+@pytest.mark.parametrize(("kind", "code"), [("close-1011", 1011), ("drop", 1006)])
+@pytest.mark.parametrize("model", MODELS)
+async def test_fault_after_the_tool_response_runs_the_tool_once(
+    monkeypatch: pytest.MonkeyPatch, model: str, kind: str, code: int
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        if kind == "drop":
+            emu.faults.drop_mid_reply()
+        else:
+            emu.faults.close_mid_reply()
+        clock = Clock()
+        async with LiveRun(make_runner(model, clock), config("TEXT")) as run:
+            run.send_text("What time is it?")
+            error = await run.finished_error()
+    assert isinstance(error, errors.APIError)
+    assert error.code == code
+    assert clock.calls == 1  # the fault came after the tool ran and its result went back
+    assert emu.stats.tool_responses_received == 1
+    assert emu.stats.faults_fired == [kind]
+    answer = [e for e in run.events if e.partial and final_text_part(e)]
+    assert answer
+    assert final_text_part(answer[0]).startswith("It is")  # the reply had begun
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_context_window_compression_through_run_config(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    trigger, target = 300, 200  # ADK's system instruction is part of every prompt
+    compression = types.ContextWindowCompressionConfig(
+        trigger_tokens=trigger, sliding_window=types.SlidingWindow(target_tokens=target)
+    )
+    async with running_emulator(monkeypatch) as emu:
+        cfg = config("TEXT", context_window_compression=compression)
+        async with LiveRun(make_runner(model), cfg) as run:
+            for i in range(16):
+                words = f"turn {i}: the quick brown fox jumps over the lazy dog again"
+                run.send_text(words)
+                await run.wait_for(said(f"You said: {words}"))
+            run.send_text("what did I say first?")
+            answer = await run.wait_for(
+                lambda e: (final_text(e) or "").startswith("The first thing you said")
+            )
+    assert emu.stats.setup_log[0].compression == SlidingWindow(trigger, target)
+    prompts = [
+        e.usage_metadata.prompt_token_count
+        for e in run.events
+        if e.usage_metadata and e.usage_metadata.prompt_token_count
+    ]
+    assert len(prompts) >= 16
+    assert max(prompts) <= trigger
+    assert emu.stats.compressions
+    # The early turns are gone from the model's context window; the latest are kept.
+    remembered = re.search(r"I still remember: turn (\d+):", final_text(answer) or "")
+    assert remembered
+    assert 10 <= int(remembered.group(1)) <= 15
 
 
 async def test_malformed_frame_surfaces(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from google.genai import errors, types
 from websockets.asyncio.client import connect as ws_connect
 
 from adkvoice.emulator import Emulator, EmulatorOptions, parse_rules
+from adkvoice.emulator.protocol import SlidingWindow
 from adkvoice.emulator.speech import espeak_available, pocketsphinx_available
 from adkvoice.errors import EmulatorError
 
@@ -317,6 +319,48 @@ async def test_resumption_handle_restores_history(
                 pass
     assert info.value.code == 1007
     assert "resumption handle" in str(info.value)
+    assert emu.stats.rejected_handles == 1
+
+
+async def test_resumption_handle_expires_after_its_connection_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running_emulator(monkeypatch, handle_ttl_s=0.3) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", session_resumption=types.SessionResumptionConfig())
+
+        def resume(handle: str | None) -> types.LiveConnectConfig:
+            return config("TEXT", session_resumption=types.SessionResumptionConfig(handle=handle))
+
+        async def handle_after_one_turn(session: genai.live.AsyncSession) -> str:
+            await say(session, MODEL_2X, "my name is Ada")
+            await one_turn(session)
+            update = (await next_message(session)).session_resumption_update
+            assert update
+            assert update.new_handle
+            return update.new_handle
+
+        async with client.aio.live.connect(model=MODEL_2X, config=cfg) as session:
+            open_handle = await handle_after_one_turn(session)
+            await asyncio.sleep(0.4)  # longer than the TTL, but this connection is still open
+            async with client.aio.live.connect(model=MODEL_2X, config=resume(open_handle)) as again:
+                await say(again, MODEL_2X, "what did I say?")
+                assert text_of(await one_turn(again)) == "Before that you said: my name is Ada"
+        async with client.aio.live.connect(model=MODEL_2X, config=cfg) as session:
+            closed_handle = await handle_after_one_turn(session)
+        async with client.aio.live.connect(model=MODEL_2X, config=resume(closed_handle)):
+            pass  # within the TTL after its connection ended: still good
+        await asyncio.sleep(0.4)
+        with pytest.raises(errors.APIError) as info:
+            async with client.aio.live.connect(model=MODEL_2X, config=resume(closed_handle)):
+                pass
+    assert info.value.code == 1007
+    assert str(info.value).endswith(
+        "Request contains an invalid argument. Unknown or expired session resumption handle."
+    )
+    assert emu.stats.rejected_handles == 1
+    assert emu.stats.resumed_connections == 2
+    assert emu.stats.connections_opened == 4
 
 
 async def test_go_away_option_then_close(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,6 +394,65 @@ async def test_go_away_now_with_and_without_handle(monkeypatch: pytest.MonkeyPat
     assert emu.stats.handles_issued == 1
 
 
+@pytest.mark.parametrize("send_handle", [True, False])
+async def test_rule_triggered_go_away_with_and_without_a_fresh_handle(
+    monkeypatch: pytest.MonkeyPatch, send_handle: bool
+) -> None:
+    rules = parse_rules(
+        '[[rule]]\nmatch = "recycle"\nfault = "go-away"\nseconds = 5\n'
+        f'send_handle = {str(send_handle).lower()}\nsay = "Recycling."\n'
+    )
+    async with running_emulator(monkeypatch, rules=rules) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", session_resumption=types.SessionResumptionConfig())
+        async with client.aio.live.connect(model=MODEL_2X, config=cfg) as session:
+            await say(session, MODEL_2X, "recycle please")
+            assert text_of(await one_turn(session)) == "Recycling."
+            after = [await next_message(session) for _ in range(2 + send_handle)]
+    assert after[-1].go_away
+    assert after[-1].go_away.time_left == "5s"
+    updates = [m.session_resumption_update for m in after[:-1]]
+    assert all(u and u.resumable and u.new_handle for u in updates)
+    assert len(updates) == 1 + send_handle  # the end-of-turn handle, then maybe a fresh one
+    assert emu.stats.faults_fired == ["go-away"]
+    assert emu.stats.handles_issued == 1 + send_handle
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_context_window_compression_bounds_the_prompt(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    trigger, target = 80, 40
+    compression = types.ContextWindowCompressionConfig(
+        trigger_tokens=trigger, sliding_window=types.SlidingWindow(target_tokens=target)
+    )
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", context_window_compression=compression)
+        prompts: list[int] = []
+        async with client.aio.live.connect(model=model, config=cfg) as session:
+            for i in range(20):
+                await say(session, model, f"turn {i}: the quick brown fox jumps over a dog")
+                messages = await one_turn(session)
+                usage = messages[-1].usage_metadata
+                assert usage
+                assert usage.prompt_token_count
+                prompts.append(usage.prompt_token_count)
+            await say(session, model, "what did I say first?")
+            answer = text_of(await one_turn(session))
+    assert emu.stats.setup_log[0].compression == SlidingWindow(trigger, target)
+    assert max(prompts) <= trigger
+    assert sum(prompts) > 5 * trigger  # without the window the prompt would be far over
+    assert len(emu.stats.compressions) >= 5
+    assert all(c.tokens_after <= target for c in emu.stats.compressions)
+    # The early turns are gone from the model's context window; the latest are kept.
+    remembered = re.fullmatch(
+        r"The first thing you said that I still remember: turn (\d+):.*", answer
+    )
+    assert remembered
+    assert 15 <= int(remembered.group(1)) <= 19
+
+
 async def test_fault_close_1011_mid_reply(monkeypatch: pytest.MonkeyPatch) -> None:
     async with running_emulator(monkeypatch) as emu:
         client = genai.Client()
@@ -363,6 +466,88 @@ async def test_fault_close_1011_mid_reply(monkeypatch: pytest.MonkeyPatch) -> No
     assert info.value.code == 1011
     assert "Internal error encountered." in str(info.value)
     assert emu.stats.faults_fired == ["close-1011"]
+
+
+@pytest.mark.parametrize(("kind", "code"), [("close-1011", 1011), ("drop", 1006)])
+@pytest.mark.parametrize("model", MODELS)
+async def test_fault_fires_in_the_answer_after_a_tool_response(
+    monkeypatch: pytest.MonkeyPatch, model: str, kind: str, code: int
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        if kind == "drop":
+            emu.faults.drop_mid_reply()
+        else:
+            emu.faults.close_mid_reply()
+        cfg = config("TEXT", tools=[TIME_TOOL])
+        async with client.aio.live.connect(model=model, config=cfg) as session:
+            await say(session, model, "what time is it?")
+            call_msg = await next_message(session)
+            assert call_msg.tool_call
+            assert call_msg.tool_call.function_calls
+            [call] = call_msg.tool_call.function_calls
+            if model == MODEL_2X:
+                await one_turn(session)  # the turnComplete that closes the call's turn
+            assert emu.stats.faults_fired == []  # nothing yet: the tool call went through
+            await session.send_tool_response(
+                function_responses=[
+                    types.FunctionResponse(id=call.id, name=call.name, response={"time": "10:42"})
+                ]
+            )
+            first = await next_message(session)
+            assert first.text == "It is 10:42."  # the answer started, then the fault
+            with pytest.raises(errors.APIError) as info:
+                await one_turn(session)
+    assert info.value.code == code
+    assert emu.stats.faults_fired == [kind]
+    assert emu.stats.tool_responses_received == 1
+    assert emu.stats.tool_calls_by_name == {"get_current_time": 1}
+
+
+@pytest.mark.parametrize("modality", ["TEXT", "AUDIO"])
+async def test_fault_slow_holds_back_every_chunk(
+    monkeypatch: pytest.MonkeyPatch, modality: str
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        emu.faults.slow_replies(0.05)
+        async with client.aio.live.connect(model=MODEL_2X, config=config(modality)) as session:
+            said_at = time.monotonic()
+            await say(session, MODEL_2X, "one two three four five six seven eight nine")
+            arrivals: list[float] = []
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                async for msg in session.receive():
+                    if msg.text or msg.data:
+                        arrivals.append(time.monotonic())
+            fast_started = time.monotonic()
+            await say(session, MODEL_2X, "one two three four five six seven eight nine")
+            await one_turn(session)
+            fast_s = time.monotonic() - fast_started
+    assert len(arrivals) >= 4
+    for k, arrived in enumerate(arrivals):  # chunk k cannot leave before (k + 1) waits
+        assert arrived - said_at >= 0.05 * (k + 1) - 0.005
+    assert fast_s < 0.05 * len(arrivals)  # one-shot: the next reply is not slowed
+    assert emu.stats.faults_fired == ["slow"]
+
+
+async def test_audio_pacing_is_real_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    reply = "Pacing check: each word here takes its own time."  # about 3 s of tones
+    rules = parse_rules(f'[[rule]]\nmatch = "pace"\nsay = "{reply}"\n')
+    async with running_emulator(monkeypatch, rules=rules, audio_pacing=1.0):
+        client = genai.Client()
+        async with client.aio.live.connect(model=MODEL_2X, config=config("AUDIO")) as session:
+            await say(session, MODEL_2X, "pace")
+            pcm = b""
+            first_at = 0.0
+            async with asyncio.timeout(STEP_TIMEOUT_S):
+                async for msg in session.receive():
+                    if msg.data:
+                        first_at = first_at or time.monotonic()
+                        pcm += msg.data
+            elapsed = time.monotonic() - first_at
+    duration = len(pcm) / 2 / 24_000
+    assert 2.5 < duration < 3.5  # a ~3 s reply
+    assert elapsed == pytest.approx(duration, rel=0.05)
 
 
 async def test_fault_tcp_drop(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from google import genai
+from google.genai import _common, live, types
 from google.genai import _live_converters as live_converters
-from google.genai import live, types
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -68,6 +68,54 @@ def test_golden_setup_decodes() -> None:
     )
     assert isinstance(setup, p.Setup)
     assert setup.model_id == "gemini-live-2.5-flash-preview"
+
+
+def genai_setup_json(config: types.LiveConnectConfig) -> str:
+    """The setup frame google-genai's live.connect builds for `config` (same converters)."""
+    client = genai.Client(api_key="unit-test")
+    params = types.LiveConnectParameters(
+        model="models/gemini-live-2.5-flash-preview", config=config
+    )
+    request = _common.convert_to_dict(
+        live_converters._LiveConnectParameters_to_mldev(
+            api_client=client._api_client, from_object=params.model_dump(exclude_none=True)
+        )
+    )
+    del request["config"]
+    return json.dumps(request)
+
+
+@pytest.mark.parametrize(
+    ("compression", "expected"),
+    [
+        (
+            types.ContextWindowCompressionConfig(
+                trigger_tokens=1000, sliding_window=types.SlidingWindow(target_tokens=300)
+            ),
+            p.SlidingWindow(1000, 300),
+        ),
+        (
+            types.ContextWindowCompressionConfig(
+                trigger_tokens=1000, sliding_window=types.SlidingWindow()
+            ),
+            p.SlidingWindow(1000, 500),  # documented: target defaults to trigger / 2
+        ),
+        (
+            # documented: trigger defaults to 80 % of the 128k context window
+            types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow()),
+            p.SlidingWindow(104_857, 52_428),
+        ),
+        (types.ContextWindowCompressionConfig(trigger_tokens=1000), None),  # no mechanism
+    ],
+)
+def test_genai_context_window_compression(
+    compression: types.ContextWindowCompressionConfig, expected: p.SlidingWindow | None
+) -> None:
+    raw = genai_setup_json(types.LiveConnectConfig(context_window_compression=compression))
+    assert '"contextWindowCompression": {' in raw  # camelCase outside, snake_case inside
+    setup = p.decode_client_message(raw)
+    assert isinstance(setup, p.Setup)
+    assert setup.compression == expected
 
 
 def test_minimal_setup_defaults_to_audio() -> None:
@@ -165,6 +213,7 @@ ROUND_TRIP: list[p.ClientMessage] = [
         resumption=True,
         resume_handle="h1",
         initial_history_in_client_content=True,
+        compression=p.SlidingWindow(2000, 700),
     ),
     p.ClientContent((p.Turn("user", "a"), p.Turn("model", "b")), turn_complete=False),
     p.RealtimeInput(audio=(p.AudioChunk(b"\x01\x00\x02\x00", 24000),)),
@@ -213,6 +262,16 @@ def test_round_trip_property(texts: list[str], pcm: bytes) -> None:
         (
             '{"setup": {"model": "m", "sessionResumption": {"handle": 5}}}',
             "handle must be a string",
+        ),
+        (
+            '{"setup": {"model": "m", "contextWindowCompression": '
+            '{"triggerTokens": -5, "slidingWindow": {}}}}',
+            "triggerTokens must not be negative",
+        ),
+        (
+            '{"setup": {"model": "m", "contextWindowCompression": '
+            '{"slidingWindow": {"targetTokens": "many"}}}}',
+            "targetTokens must be an integer",
         ),
         ('{"client_content": {"turns": {"role": "user"}}}', "must be a JSON array"),
         (

@@ -26,17 +26,24 @@ def test_default_rules() -> None:
     assert (time.call, time.say) == ("get_current_time", "It is {result.time|result}.")
     assert rules.match("what's the date today").call == "get_current_time"
     assert rules.match("what did I say").say == "Before that you said: {previous}"
+    assert rules.match("what did I say first?").say == (
+        "The first thing you said that I still remember: {first}"
+    )
     assert rules.match("lorem ipsum").say == "You said: {text}"
     faults = {rules.match(f"emulator fault {name}").fault for name in ("close", "drop", "delay")}
     assert faults == {"close-1011", "drop", "delay"}
     assert rules.match("emulator fault malformed").fault == "malformed"
+    slow = rules.match("emulator fault slow")
+    assert (slow.fault, slow.seconds) == ("slow", 0.5)
     assert rules.match("Emulator fault go away").fault == "go-away"
     assert rules.match("please do not emulator fault drop").fault is None  # anchored
 
 
 def test_render_placeholders() -> None:
-    ctx = TemplateContext(text="hi", previous="before", turn=3, model="m", result=None)
-    assert render("{text}|{previous}|{turn}|{model}", ctx) == "hi|before|3|m"
+    ctx = TemplateContext(
+        text="hi", previous="before", first="start", turn=3, model="m", result=None
+    )
+    assert render("{text}|{previous}|{first}|{turn}|{model}", ctx) == "hi|before|start|3|m"
     assert render("{{text}} {text}", ctx) == "{text} hi"
     assert render("{result}", ctx) == "(no result)"
     with_result = TemplateContext(
@@ -81,7 +88,15 @@ def test_parse_rules_file(tmp_path: Path) -> None:
         "[[rule]]\n"
         'match = "slow"\n'
         'fault = "delay"\n'
-        "seconds = 0.5\n",
+        "seconds = 0.5\n"
+        "[[rule]]\n"
+        'match = "crawl"\n'
+        'fault = "slow"\n'
+        "seconds = 0.25\n"
+        "[[rule]]\n"
+        'match = "recycle"\n'
+        'fault = "go-away"\n'
+        "send_handle = true\n",
         encoding="utf-8",
     )
     rules = load_rules(path)
@@ -90,6 +105,10 @@ def test_parse_rules_file(tmp_path: Path) -> None:
     assert dict(weather.args) == {"city": "{text}", "days": 2}
     slow = rules.match("slow please")
     assert (slow.fault, slow.seconds, slow.say) == ("delay", 0.5, None)
+    crawl = rules.match("crawl")
+    assert Fault.from_rule(crawl) == Fault("slow", seconds=0.25)
+    recycle = rules.match("recycle")
+    assert Fault.from_rule(recycle) == Fault("go-away", seconds=1.0, send_handle=True)
     assert rules.match("nothing").say == "Pardon? {text}"
 
 
@@ -112,6 +131,8 @@ def test_parse_rules_file(tmp_path: Path) -> None:
         ("[[rule]]\nmatch='x'\nsay='a { b'\n", "stray '{'"),
         ("[[rule]]\nmatch='x'\nsay='y'\nseconds=1\n", "'seconds' only applies"),
         ("[[rule]]\nmatch='x'\nfault='delay'\nseconds=-1\n", "non-negative"),
+        ("[[rule]]\nmatch='x'\nfault='drop'\nsend_handle=true\n", "'send_handle' only applies"),
+        ("[[rule]]\nmatch='x'\nfault='go-away'\nsend_handle=1\n", "must be true or false"),
         ("[[rule]]\nmatch='x'\ncall='f'\nfault='drop'\n", "either 'call' or 'fault'"),
         ("[[rule]]\nmatch='x'\nsay='y'\nargs={a=1}\n", "'args' needs 'call'"),
         ("fallback = '{result}'\n", "only available in rules that `call`"),
@@ -137,12 +158,20 @@ def test_fault_controller_one_shot_and_sticky() -> None:
     assert [f.kind for f in faults.take_for_turn()] == ["drop"]
     faults.close_mid_reply(code=1013, reason="busy")
     faults.malformed_next_reply()
-    faults.go_away_after_reply(2.0)
+    faults.go_away_after_reply(2.0, send_handle=True)
+    faults.slow_replies(0.1)
     assert faults.pending[0] == Fault("close-1011", code=1013, reason="busy")
-    assert {f.kind for f in faults.pending} == {"close-1011", "malformed", "go-away", "drop"}
+    assert Fault("go-away", seconds=2.0, send_handle=True) in faults.pending
+    assert {f.kind for f in faults.pending} == {
+        "close-1011",
+        "malformed",
+        "go-away",
+        "slow",
+        "drop",
+    }
     faults.clear()
     assert faults.take_for_turn() == []
-    assert set(FAULT_NAMES) == {"close-1011", "drop", "delay", "malformed", "go-away"}
+    assert set(FAULT_NAMES) == {"close-1011", "drop", "delay", "slow", "malformed", "go-away"}
 
 
 NAMES = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,14 @@ import pytest
 
 from adkvoice.emulator import FaultController, default_rules, frames
 from adkvoice.emulator import protocol as p
-from adkvoice.emulator.session import Conversation, Session, SessionOptions, TransportClosed
+from adkvoice.emulator.handles import KEEP_PER_CONNECTION, Conversation, HandleOwner, HandleStore
+from adkvoice.emulator.session import (
+    Session,
+    SessionOptions,
+    TransportClosed,
+    context_tokens,
+    slide_window,
+)
 from adkvoice.emulator.speech import PlaceholderStt, SyntheticTts
 from adkvoice.emulator.stats import EmulatorStats
 from adkvoice.errors import ProtocolError
@@ -58,11 +66,16 @@ def turn_completes(f: Any) -> bool:
 
 
 class Harness:
-    def __init__(self, setup: p.Setup) -> None:
-        self.transport = FakeTransport()
+    def __init__(
+        self,
+        setup: p.Setup,
+        options: SessionOptions | None = None,
+        transport: FakeTransport | None = None,
+    ) -> None:
+        self.transport = transport or FakeTransport()
         self.stats = EmulatorStats()
         self.faults = FaultController()
-        self.handles: dict[str, Conversation] = {}
+        self.handles = HandleStore()
         self.session = Session(
             setup,
             transport=self.transport,
@@ -72,7 +85,7 @@ class Harness:
             faults=self.faults,
             stats=self.stats,
             handles=self.handles,
-            options=SessionOptions(),
+            options=options or SessionOptions(),
         )
 
     async def send(self, msg: p.ClientMessage) -> None:
@@ -238,7 +251,9 @@ async def test_mid_turn_resumption_updates_when_enabled() -> None:
     assert h.transport.frames[0] == frames.resumption_update(None, resumable=False)
     update = h.transport.frames[-1]["sessionResumptionUpdate"]
     assert update["resumable"] is True
-    assert h.handles[update["newHandle"]].history == h.session.conversation.history
+    stored = h.handles.get(update["newHandle"])
+    assert stored is not None
+    assert stored.history == h.session.conversation.history
 
 
 async def test_close_fault_stops_the_reply_after_one_chunk() -> None:
@@ -250,3 +265,166 @@ async def test_close_fault_stops_the_reply_after_one_chunk() -> None:
     assert h.transport.texts() == "You said: one "
     assert h.stats.faults_fired == ["close-1011"]
     await h.session.shutdown()
+
+
+def test_slide_window_keeps_system_newest_user_turn_and_starts_at_a_user_turn() -> None:
+    history = [
+        p.Turn("user", "one two three"),
+        p.Turn("model", "four five six"),
+        p.Turn("user", "seven eight nine"),
+        p.Turn("model", "ten eleven twelve"),
+        p.Turn("user", "thirteen"),
+    ]
+    system = "be brief"  # 2 words, never dropped
+    assert context_tokens(system, history) == 20  # 15 words
+    kept = list(history)
+    assert slide_window(kept, system, target_tokens=20) == 0
+    assert slide_window(kept, system, target_tokens=12) == 2  # 9 words = 12 tokens
+    assert kept == history[2:]
+    kept = list(history)
+    assert slide_window(kept, system, target_tokens=1) == 4  # never the turn being answered
+    assert kept == [p.Turn("user", "thirteen")]
+    led_by_model = [p.Turn("model", "a b c d e f"), p.Turn("user", "g")]
+    assert slide_window(led_by_model, "", target_tokens=2) == 1
+    assert led_by_model == [p.Turn("user", "g")]
+
+
+async def test_compression_bounds_prompt_tokens_and_forgets_early_turns() -> None:
+    window = p.SlidingWindow(trigger_tokens=60, target_tokens=45)
+    h = Harness(text_setup(compression=window))
+    prompts: list[int] = []
+    for i in range(12):
+        await h.send(user(f"turn {i} says something rather long and wordy"))
+        await h.until(lambda i=i: h.stats.turns_answered == i + 1)  # type: ignore[misc]
+        prompts.append(h.transport.frames[-1]["usageMetadata"]["promptTokenCount"])
+    assert max(prompts) <= window.trigger_tokens
+    assert any(later < earlier for earlier, later in itertools.pairwise(prompts))  # it slid
+    assert h.stats.compressions
+    for event in h.stats.compressions:
+        assert event.tokens_before > window.trigger_tokens
+        assert event.tokens_after <= window.target_tokens
+        assert event.turns_dropped % 2 == 0  # whole user + model pairs here
+    assert h.session.record.compressions == len(h.stats.compressions)
+    await h.send(user("what did I say first?"))
+    await h.until(lambda: h.stats.turns_answered == 13)
+    remembered = h.transport.texts().rsplit("I still remember: ", 1)[1]
+    assert remembered == "turn 10 says something rather long and wordy"  # turns 0-9 are gone
+    assert h.session.conversation.history[0].role == "user"
+
+
+async def test_without_compression_the_context_only_grows() -> None:
+    h = Harness(text_setup())
+    prompts: list[int] = []
+    for i in range(6):
+        await h.send(user(f"turn {i} says something rather long and wordy"))
+        await h.until(lambda i=i: h.stats.turns_answered == i + 1)  # type: ignore[misc]
+        prompts.append(h.transport.frames[-1]["usageMetadata"]["promptTokenCount"])
+    assert prompts == sorted(prompts)
+    assert len(set(prompts)) == len(prompts)
+    await h.send(user("what did I say first?"))
+    await h.until(lambda: h.stats.turns_answered == 7)
+    assert h.transport.texts().endswith(
+        "I still remember: turn 0 says something rather long and wordy"
+    )
+    assert h.stats.compressions == []
+
+
+async def test_slow_fault_holds_back_every_text_chunk() -> None:
+    h = Harness(text_setup())
+    h.faults.slow_replies(0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await h.send(user("one two three four five six seven"))  # 3 chunks
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert loop.time() - started >= 0.15
+    assert h.stats.faults_fired == ["slow"]
+    started = loop.time()
+    await h.send(user("one two three four five six seven"))
+    await h.until(lambda: h.stats.turns_answered == 2)
+    assert loop.time() - started < 0.1  # one-shot
+
+
+@pytest.mark.parametrize("send_handle", [True, False])
+async def test_go_away_fault_can_send_a_fresh_handle_first(send_handle: bool) -> None:
+    h = Harness(text_setup(resumption=True))
+    h.faults.go_away_after_reply(5.0, send_handle=send_handle)
+    await h.send(user("hello"))
+    await h.until(lambda: h.stats.go_aways_sent == 1)
+    tail = h.transport.frames[-3:]
+    assert tail[-1] == frames.go_away(5.0)
+    assert "sessionResumptionUpdate" in tail[-2]  # the end-of-turn handle, always
+    assert ("sessionResumptionUpdate" in tail[-3]) is send_handle
+    assert h.stats.handles_issued == (2 if send_handle else 1)
+    assert h.session.record.go_aways_sent == 1
+    await h.session.shutdown()
+
+
+async def test_connection_record_counts_turns_and_tool_calls() -> None:
+    h = Harness(text_setup(MODEL_2, function_names=("get_current_time",)))
+    await h.session.start()
+    await h.send(user("what time is it"))
+    await h.until(lambda: h.stats.tool_calls_sent == 1)
+    call_id = h.transport.frames[0]["toolCall"]["functionCalls"][0]["id"]
+    await h.send(p.ToolResponse((p.FunctionResponse(call_id, "get_current_time", {"t": "9"}),)))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.stats.connection_log == [h.session.record]
+    assert h.stats.connections_opened == 1
+    assert h.stats.resumed_connections == 0
+    assert h.session.record.tool_calls == {"get_current_time": 1}
+    assert h.stats.tool_calls_by_name == {"get_current_time": 1}
+    assert h.session.record.turns_answered == 1
+    await h.session.shutdown()
+    assert not h.session.record.open
+
+
+def test_handles_expire_after_their_connection_ends() -> None:
+    now = [0.0]
+    store = HandleStore(ttl_s=60.0, clock=lambda: now[0])
+    owner = HandleOwner()
+    handle = store.issue(owner, Conversation([p.Turn("user", "hi")], user_turns=1))
+    now[0] = 1000.0
+    restored = store.restore(handle)  # the connection is still open: no expiry
+    assert restored is not None
+    assert restored.history == [p.Turn("user", "hi")]
+    store.connection_ended(owner)
+    now[0] = 1059.0
+    assert store.restore(handle) is not None
+    now[0] = 1060.0
+    assert store.restore(handle) is None
+    assert len(store) == 0
+    assert store.restore("emu-never-issued") is None
+
+
+def test_a_connection_keeps_only_its_latest_handles() -> None:
+    store = HandleStore()
+    owner = HandleOwner()
+    handles = [
+        store.issue(owner, Conversation(user_turns=i)) for i in range(KEEP_PER_CONNECTION + 3)
+    ]
+    assert [store.get(h) is not None for h in handles] == [False] * 3 + [True] * KEEP_PER_CONNECTION
+    latest = store.get(handles[-1])
+    assert latest is not None
+    assert latest.user_turns == KEEP_PER_CONNECTION + 2
+    assert len(store) == KEEP_PER_CONNECTION
+
+
+class SlowTransport(FakeTransport):
+    """Each send takes 10 ms, like a congested socket."""
+
+    async def send(self, data: str) -> None:
+        await asyncio.sleep(0.01)
+        await super().send(data)
+
+
+async def test_audio_pacing_does_not_drift_with_send_time() -> None:
+    h = Harness(p.Setup(model=MODEL_2), SessionOptions(audio_pacing=1.0), SlowTransport())
+    loop = asyncio.get_running_loop()
+    await h.send(user("one two three"))
+    await h.until(lambda: h.stats.audio_out_bytes > 0)
+    started = loop.time()
+    await h.until(lambda: h.stats.turns_answered == 1)
+    elapsed = loop.time() - started
+    duration = h.stats.audio_out_bytes / 2 / 24_000
+    chunks = h.transport.count(lambda f: "modelTurn" in f.get("serverContent", {}))
+    assert chunks > 10  # sleeping a chunk's length after each send would add > 0.1 s
+    assert elapsed == pytest.approx(duration, abs=0.06)
