@@ -97,9 +97,7 @@ def test_worklets(tmp_path: Path) -> None:
         module = tmp_path / name.replace(".js", ".mjs")  # loaded as ES modules, as a worklet is
         module.write_text((static_dir() / name).read_text())
         files.append(module.as_uri())
-    done = subprocess.run(
-        [NODE, str(harness), *files], capture_output=True, text=True, timeout=30
-    )
+    done = subprocess.run([NODE, str(harness), *files], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     for rate in (48000, 44100, 16000):
