@@ -81,6 +81,9 @@ class Setup:
 class Turn:
     role: str  # "user" or "model"
     text: str
+    # A user turn that carries a tool's result (history replayed by a client): the model
+    # answers it by speaking about the result, without calling the tool again.
+    tool_result: JsonObject | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,16 @@ def _content_text(content: Mapping[str, Any], where: str) -> str:
     return "".join(texts)
 
 
+def _content_tool_result(content: Mapping[str, Any], where: str) -> JsonObject | None:
+    """The response of the first functionResponse part, if any."""
+    for i, part in enumerate(_list(_get(content, "parts"), f"{where}.parts")):
+        response = _get(_obj(part, f"{where}.parts[{i}]"), "function_response")
+        if response is not None:
+            result = _get(_obj(response, f"{where}.parts[{i}].functionResponse"), "response")
+            return dict(result) if isinstance(result, Mapping) else {}
+    return None
+
+
 def _function_names(tools: Any) -> tuple[str, ...]:
     names: list[str] = []
     for i, tool in enumerate(_list(tools, "setup.tools")):
@@ -305,7 +318,14 @@ def _decode_client_content(body: Mapping[str, Any]) -> ClientContent:
         role = _get(content, "role") or "user"
         if not isinstance(role, str):
             raise ProtocolError(f"client_content.turns[{i}].role must be a string")
-        turns.append(Turn(role=role, text=_content_text(content, f"client_content.turns[{i}]")))
+        where = f"client_content.turns[{i}]"
+        turns.append(
+            Turn(
+                role=role,
+                text=_content_text(content, where),
+                tool_result=_content_tool_result(content, where),
+            )
+        )
     complete = _bool(_get(body, "turn_complete"), "client_content.turnComplete")
     return ClientContent(turns=tuple(turns), turn_complete=complete)
 

@@ -260,14 +260,14 @@ class Session:
             history.extend(msg.turns)
             if msg.turn_complete:
                 self._history_phase = False
-                if not self._gemini3 and history and history[-1].role == "user":
-                    await self._start_turn(partial(self._answer, history[-1].text, in_history=True))
+                if not self._gemini3:
+                    await self._answer_history()
             return
         if msg.turn_complete:
             await self.interrupt()  # Gemini: turn_complete=true always cuts the model off
         history.extend(msg.turns)
-        if msg.turn_complete and history and history[-1].role == "user":
-            await self._start_turn(partial(self._answer, history[-1].text, in_history=True))
+        if msg.turn_complete:
+            await self._answer_history()
 
     async def _on_realtime(self, msg: p.RealtimeInput) -> None:
         self._history_phase = False
@@ -306,11 +306,25 @@ class Session:
             elif isinstance(event, SpeechEnded):
                 await self._start_turn(partial(self._speech_turn, event.pcm))
 
-    async def _on_text(self, text: str) -> None:
+    async def _answer_history(self) -> None:
+        """Answer a history that ends with the user: their message, or a tool result the
+        model has not spoken about yet (then it speaks about that result)."""
         history = self.conversation.history
+        if not history or history[-1].role != "user":
+            return
+        last = history[-1]
+        if last.tool_result is None:
+            await self._start_turn(partial(self._answer, last.text, in_history=True))
+            return
+        asked = next((t.text for t in reversed(history) if t.role == "user" and t.text), "")
+        await self._start_turn(
+            partial(self._answer, asked, in_history=True, tool_result=last.tool_result)
+        )
+
+    async def _on_text(self, text: str) -> None:
         if _NUDGE.match(text):
-            if history and history[-1].role == "user" and not self._busy():
-                await self._start_turn(partial(self._answer, history[-1].text, in_history=True))
+            if not self._busy():
+                await self._answer_history()
             return
         await self._start_turn(partial(self._answer, text, in_history=False))
 
@@ -398,7 +412,10 @@ class Session:
             self._stats.compressions.append(Compression(before, after, dropped))
             self.record.compressions += 1
 
-    async def _answer(self, text: str, *, in_history: bool) -> None:
+    async def _answer(
+        self, text: str, *, in_history: bool, tool_result: p.JsonObject | None = None
+    ) -> None:
+        """Answer `text`; with `tool_result`, its tool already ran (replayed history)."""
         faults = self._faults.take_for_turn()
         if not in_history:
             self.conversation.history.append(p.Turn("user", text))
@@ -426,7 +443,10 @@ class Session:
                     key: render(value, ctx) if isinstance(value, str) else value
                     for key, value in rule.args.items()
                 }
-                result = await self._call_tool(rule.call, args)
+                if tool_result is None:
+                    result = await self._call_tool(rule.call, args)
+                else:
+                    result = tool_result
                 ctx = replace(ctx, result=result, has_result=True)
                 say = say or f"The {rule.call} tool returned {{result}}."
             else:

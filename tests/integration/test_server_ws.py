@@ -197,3 +197,28 @@ async def test_agent_failure_is_reported_without_internals(
         assert "rejected" in reason
         assert (await expect_close(seeds))[0] == 1011
         assert served.server.hub.ready  # the server itself is fine
+
+
+@pytest.mark.parametrize("fault", ["close", "drop"])
+async def test_model_connection_lost_mid_reply_is_answered_once(
+    monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """The model's connection fails mid-reply: the server resumes it and asks again, and
+    the browser gets the cut-off marker and then one whole answer; the tool runs once."""
+    async with (
+        serving(monkeypatch, model=MODEL_3X) as served,
+        client(served.ws("cut"), extended=True) as ws,
+    ):
+        await recv_until(ws, lambda f: '"type": "hello"' in str(f))
+        faults = served.emulator.faults
+        faults.close_mid_reply() if fault == "close" else faults.drop_mid_reply()
+        events = json_frames(await ext_turn(ws, "what time is it?"))
+        kinds = [e["type"] for e in events]
+        assert "interrupted" in kinds, events
+        after_cut = events[kinds.index("interrupted") :]
+        reply = "".join(e["text"] for e in after_cut if e["type"] == "agent_text" and e["partial"])
+        assert reply == "It is 10:42.", json.dumps(events, indent=0)
+        with pytest.raises(TimeoutError):  # nothing more: no second answer
+            async with asyncio.timeout(0.5):
+                await ws.recv()
+    assert served.clock.calls == 1

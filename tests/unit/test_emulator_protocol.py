@@ -381,3 +381,27 @@ def test_golden_server_frames() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (1, "1s"), (0.25, "0.25s"), (-3, "0s")])
 def test_format_duration(seconds: float, text: str) -> None:
     assert frames.format_duration(seconds) == text
+
+
+def test_client_content_keeps_a_tool_result_turn() -> None:
+    raw = json.dumps(
+        {
+            "clientContent": {
+                "turns": [
+                    {"role": "user", "parts": [{"text": "what time is it?"}]},
+                    {"role": "model", "parts": [{"functionCall": {"name": "clock", "args": {}}}]},
+                    {
+                        "role": "user",
+                        "parts": [
+                            {"functionResponse": {"name": "clock", "response": {"time": "9:00"}}}
+                        ],
+                    },
+                ],
+                "turnComplete": True,
+            }
+        }
+    )
+    content = p.decode_client_message(raw)
+    assert isinstance(content, p.ClientContent)
+    assert [t.tool_result for t in content.turns] == [None, None, {"time": "9:00"}]
+    assert content.turns[0].text == "what time is it?"
