@@ -25,6 +25,7 @@ import contextlib
 import gc
 import os
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -143,11 +144,13 @@ async def conversation(modality: str) -> AsyncIterator[tuple[Any, Listener]]:
     """
     from adkvoice.agent_loading import load_bundled_agent
     from adkvoice.backends.embedded import EmbeddedBackend
+    from adkvoice.sessions import open_store
 
     backend = EmbeddedBackend(
         load_bundled_agent(),
         modality=modality,  # type: ignore[arg-type]
         endpoint_label="emulator",
+        session_service=open_store(SESSIONS[0]).service,
     )
     await backend.start()
     listener = Listener()
@@ -386,6 +389,10 @@ async def run_all(emulator: Any, args: argparse.Namespace) -> None:
         )
 
 
+# The --sessions store, as the commands take it (set once by main).
+SESSIONS: list[str] = ["memory"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=60, help="emulated minutes of audio")
@@ -393,11 +400,23 @@ def main() -> None:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="list what grew (slows the run ~2x)"
     )
+    parser.add_argument(
+        "--sessions",
+        default=None,
+        help="the session store, as --sessions takes it (default: a SQLite file in a "
+        "temporary directory, like the commands' default store; or memory)",
+    )
     args = parser.parse_args()
+    scratch = tempfile.TemporaryDirectory(prefix="adkvoice-endurance-")
+    SESSIONS[0] = args.sessions or str(Path(scratch.name) / "sessions.db")
+    print(f"conversations kept in {SESSIONS[0]}")
     for name in CREDENTIAL_VARS:
         os.environ.pop(name, None)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, pid {os.getpid()}")
-    asyncio.run(main_async(args))
+    try:
+        asyncio.run(main_async(args))
+    finally:
+        scratch.cleanup()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from adkvoice.errors import BackendError, ConfigError, ConnectionLostError, Prot
 from adkvoice.events import (
     ErrorEvent,
     Event,
+    Interrupted,
     Notice,
     ToolCall,
     TurnComplete,
@@ -48,6 +49,13 @@ Modality = Literal["TEXT", "AUDIO"]
 Frame = str | bytes
 # Audio captured while reconnecting is kept up to this long, then the oldest is dropped.
 MAX_BUFFERED_AUDIO_BYTES = 2 * 16_000 * 2
+# After a reconnect the server may answer the turn in flight by itself (an ADK server
+# replays the stored history, which ends with it); it is sent again only if the server
+# has said nothing for this long.
+RESEND_AFTER_S = 3.0
+# A turn still unanswered after this many reconnects is given up (most likely it is what
+# breaks the connection).
+MAX_TURN_RECONNECTS = 3
 # Close codes after which reconnecting cannot help.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
 
@@ -71,11 +79,13 @@ class _RemoteBase:
         modality: Modality,
         token: str | None = None,
         backoff: Backoff | None = None,
+        resend_after_s: float = RESEND_AFTER_S,
     ) -> None:
         self._url = url
         self._modality = modality
         self._token = token
         self._backoff = backoff or Backoff()
+        self._resend_after_s = resend_after_s
         self._ws: ClientConnection | None = None
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -88,7 +98,10 @@ class _RemoteBase:
         self._dropped_audio_notice = False
         self._turn_text: str | None = None  # the typed turn awaiting its reply
         self._turn_sent = False  # it went out on a connection (else it is still pending)
-        self._turn_answered = False
+        self._turn_answered = False  # part of an answer arrived on the current connection
+        self._turn_reconnects = 0  # reconnects while it was in flight
+        self._heard_since_reconnect = False
+        self._resend_task: asyncio.Task[None] | None = None
 
     # -- subclass hooks -----------------------------------------------------------------
     def _connect_url(self) -> str:
@@ -209,26 +222,44 @@ class _RemoteBase:
 
     async def _after_reconnect(self) -> None:
         assert self._ws is not None
-        in_flight = self._turn_text is not None and self._turn_sent
-        if in_flight and not self._turn_answered:
-            assert self._turn_text is not None
-            self._events.put_nowait(Notice(message="sending your last message again"))
-            self._pending_sends.appendleft((self._encode_text(self._turn_text), False))
-        elif in_flight:
-            # Part of the reply arrived before the drop; the rest is gone.
-            self._events.put_nowait(
-                ErrorEvent(message="the reply was cut off by the connection drop", retryable=True)
-            )
-            self._events.put_nowait(TurnComplete())
-            self._turn_text = None
+        self._heard_since_reconnect = False
+        text = self._turn_text
+        if text is not None and self._turn_sent:
+            self._turn_reconnects += 1
+            if self._turn_answered:
+                # The part already shown will not be finished; a whole answer follows.
+                self._events.put_nowait(Interrupted())
+                self._turn_answered = False
+            if self._turn_reconnects > MAX_TURN_RECONNECTS:
+                self._events.put_nowait(
+                    ErrorEvent(
+                        message=f"no complete reply after {MAX_TURN_RECONNECTS} reconnects; "
+                        "your last message was given up",
+                        retryable=True,
+                    )
+                )
+                self._events.put_nowait(TurnComplete())
+                self._turn_text = None
+            else:
+                self._resend_task = asyncio.create_task(self._resend_if_silent(text))
         while self._pending_sends:
             await self._ws.send(self._pending_sends.popleft()[0])
         self._turn_sent = self._turn_text is not None
         self._buffered_audio = 0
 
+    async def _resend_if_silent(self, text: str) -> None:
+        """Send the turn in flight again unless the server starts answering it first."""
+        await asyncio.sleep(self._resend_after_s)
+        if self._heard_since_reconnect or self._turn_text != text or self._ws is None:
+            return
+        self._events.put_nowait(Notice(message="sending your last message again"))
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(self._encode_text(text))
+
     def _note_turn_progress(self, event: Event) -> None:
         if is_agent_output(event) or isinstance(event, ToolCall):
             self._turn_answered = True
+            self._heard_since_reconnect = True
         if isinstance(event, TurnComplete):
             self._turn_text = None
 
@@ -266,6 +297,7 @@ class _RemoteBase:
     async def send_text(self, text: str) -> None:
         self._turn_text = text
         self._turn_answered = False
+        self._turn_reconnects = 0
         self._turn_sent = False
         # A text kept for after the reconnect is sent then; only a sent one is repeated.
         self._turn_sent = await self._send(self._encode_text(text))
@@ -295,6 +327,8 @@ class _RemoteBase:
             with contextlib.suppress(ConnectionClosed, OSError):
                 await self._goodbye(self._ws)
                 await asyncio.wait_for(self._ws.close(), timeout=2)
+        if self._resend_task is not None and not self._resend_task.done():
+            await cancel_and_wait(self._resend_task)
         if self._task is not None and not self._task.done():
             await cancel_and_wait(self._task)
 
