@@ -105,3 +105,39 @@ def test_conversation_moves_when_its_instance_drains(stack: Stack, client_dir: P
         assert "server is shutting down" in client.stderr()
     finally:
         client.close()
+
+
+def test_a_reply_cut_mid_reply_by_the_kill_is_answered_once_by_the_other_instance(
+    stack: Stack, client_dir: Path
+) -> None:
+    """Killed mid-reply: the other instance replays the stored conversation, which ends
+    with the user's turn, and answers it; the client shows the cut, then the whole answer,
+    and does not send the turn twice."""
+    assert stack.nginx is not None
+    session_id = f"midreply-{uuid.uuid4().hex[:8]}"
+    client = ChatClient(
+        stack.nginx.ws_url(session_id),
+        token=stack.token,
+        log=stack.root / f"{session_id}.log",
+        data_dir=client_dir,
+    )
+    whole = (
+        "This reply comes through a slow connection, one piece at a time, each one held "
+        "back half a second."
+    )
+    try:
+        client.say("emulator fault slow")  # seven chunks, 0.5 s apart
+        time.sleep(2.0)  # the first pieces have arrived; most are still to come
+        first = stack.serving()
+        first.kill()
+        line = client.reply(timeout_s=60)
+        # The cut is marked when part of the reply had arrived (on a slow machine the kill
+        # can come first); either way one whole answer follows, on the same line.
+        assert line.rpartition("… ")[2] == whole, client.stderr()
+        client.say("what did I say?")
+        assert client.reply() == "Before that you said: emulator fault slow"
+        assert client.finish() == 0
+        log = client.stderr()
+        assert "sending your last message again" not in log
+    finally:
+        client.close()
