@@ -53,10 +53,13 @@ Server → client: first, once::
 
     {"type": "hello", "protocol": "adkvoice.v1", "session_id": "...", "modality": "AUDIO",
      "agent": "<app name>", "input_rate": 16000, "output_rate": 24000, "resumed": false,
-     "limits": {"max_frame_bytes": ..., "max_text_chars": ..., "audio_rate_slack": ...,
-                "audio_burst_s": ...}}
+     "awaiting_reply": false, "limits": {"max_frame_bytes": ..., "max_text_chars": ...,
+     "audio_rate_slack": ..., "audio_burst_s": ...}}
 
-(``resumed`` says the session id already had a conversation, which continues), then::
+(``resumed`` says the session id already had a conversation, which continues;
+``awaiting_reply`` that it ends with a user turn the agent had not answered, which the
+server answers now: a client reconnecting with a turn in flight must not send it again),
+then::
 
     {"type": "agent_text", "text": "...", "partial": true}   deltas; then once partial=false
                                                              with the whole segment
@@ -312,6 +315,7 @@ class Hello:
     resumed: bool
     limits: Mapping[str, float | int]
     agent: str = ""
+    awaiting_reply: bool = False
     input_rate: int = INPUT_RATE
     output_rate: int = OUTPUT_RATE
     protocol: str = SUBPROTOCOL
@@ -328,6 +332,7 @@ def encode_hello(hello: Hello) -> str:
             "input_rate": hello.input_rate,
             "output_rate": hello.output_rate,
             "resumed": hello.resumed,
+            "awaiting_reply": hello.awaiting_reply,
             "limits": dict(hello.limits),
         }
     )
@@ -482,6 +487,7 @@ def _decode_typed_server(obj: Mapping[str, Any]) -> list[ServerItem]:
                 resumed=_field(obj, "resumed", bool),
                 limits=dict(_field(obj, "limits", dict)),
                 agent=str(obj.get("agent") or ""),
+                awaiting_reply=obj.get("awaiting_reply") is True,  # absent from older servers
                 input_rate=_field(obj, "input_rate", int),
                 output_rate=_field(obj, "output_rate", int),
                 protocol=_field(obj, "protocol", str),

@@ -247,14 +247,26 @@ class _RemoteBase:
         self._turn_sent = self._turn_text is not None
         self._buffered_audio = 0
 
-    async def _resend_if_silent(self, text: str) -> None:
+    async def _resend_if_silent(self, text: str, *, after_s: float | None = None) -> None:
         """Send the turn in flight again unless the server starts answering it first."""
-        await asyncio.sleep(self._resend_after_s)
+        await asyncio.sleep(self._resend_after_s if after_s is None else after_s)
         if self._heard_since_reconnect or self._turn_text != text or self._ws is None:
             return
         self._events.put_nowait(Notice(message="sending your last message again"))
         with contextlib.suppress(ConnectionClosed):
             await self._ws.send(self._encode_text(text))
+
+    def _server_knows_the_turn(self, awaiting_reply: bool) -> None:
+        """The server said (adkvoice.v1 hello) whether it is answering the turn in flight:
+        no need to guess by waiting."""
+        task = self._resend_task
+        if task is None or task.done() or self._turn_text is None:
+            return
+        task.cancel()
+        if not awaiting_reply:
+            self._resend_task = asyncio.create_task(
+                self._resend_if_silent(self._turn_text, after_s=0)
+            )
 
     def _note_turn_progress(self, event: Event) -> None:
         if is_agent_output(event) or isinstance(event, ToolCall):
@@ -362,6 +374,7 @@ class SeedsRemote(_RemoteBase):
             if isinstance(item, protocol.Hello):
                 if item.resumed:
                     log.debug("session %s continues", item.session_id)
+                self._server_knows_the_turn(item.awaiting_reply)
                 continue
             out.append(item)
         return out

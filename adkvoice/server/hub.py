@@ -66,7 +66,9 @@ class Hub:
     def user_id(self, session_id: str) -> str:
         return self.options.user_id or session_id
 
-    async def has_history(self, session_id: str) -> bool:
+    async def history_state(self, session_id: str) -> tuple[bool, bool]:
+        """Whether the conversation exists, and whether it ends with a user turn the agent
+        has not answered (a new `run_live` replays the history and answers it)."""
         from google.adk.sessions.base_session_service import GetSessionConfig
 
         try:
@@ -79,8 +81,11 @@ class Hub:
             )
         except Exception:  # a store hiccup must not cost the connection
             log.debug("session lookup failed", exc_info=True)
-            return False
-        return session is not None and bool(session.events)
+            return False, False
+        if session is None or not session.events:
+            return False, False
+        last = session.events[-1].content
+        return True, last is not None and last.role == "user"
 
     # WebSocket sessions ------------------------------------------------------------------
     async def register(self, session: LiveSession) -> None:

@@ -243,10 +243,12 @@ class WsSession:
             return
         try:
             if self.extended:
+                resumed, awaiting_reply = await self.hub.history_state(self.session_id)
                 hello = Hello(
                     session_id=self.session_id,
                     modality="AUDIO" if self.audio else "TEXT",
-                    resumed=await self.hub.has_history(self.session_id),
+                    resumed=resumed,
+                    awaiting_reply=awaiting_reply,
                     limits=opts.limits(),
                     agent=self.hub.loaded.app_name,
                 )

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from adkvoice.backends.recovery import Backoff
 from adkvoice.backends.remote import SeedsRemote
 from adkvoice.events import AgentText, Event, Interrupted, Notice, TurnComplete
+from adkvoice.protocol import SUBPROTOCOL, Hello, encode_hello
 from adkvoice.turns import TurnTracker
 
 pytestmark = pytest.mark.integration
@@ -61,13 +64,13 @@ async def scripted(answers_after_reconnect: bool) -> AsyncIterator[tuple[Scripte
         yield server, f"ws://127.0.0.1:{port}/ws/s1"
 
 
-async def _one_turn(url: str) -> tuple[list[Event], list[Event]]:
+async def _one_turn(url: str, resend_after_s: float = 0.3) -> tuple[list[Event], list[Event]]:
     """Events up to the turn's end, and any that follow within 0.8 s (there must be none)."""
     backend = SeedsRemote(
         url,
         modality="TEXT",
         backoff=Backoff(first_s=0.01, max_s=0.05, attempts=3),
-        resend_after_s=0.3,
+        resend_after_s=resend_after_s,
     )
     await backend.start()
     events: list[Event] = []
@@ -113,3 +116,59 @@ async def test_a_silent_server_gets_the_turn_again() -> None:
     assert any(
         isinstance(e, Notice) and e.message == "sending your last message again" for e in events
     )
+
+
+class ExtendedServer:
+    """Speaks adkvoice.v1: its hello says whether it answers the turn in flight itself."""
+
+    def __init__(self, *, awaiting_reply: bool) -> None:
+        self.awaiting_reply = awaiting_reply
+        self.connections = 0
+        self.received: list[str] = []
+
+    def _hello(self) -> str:
+        return encode_hello(
+            Hello(
+                session_id="s1",
+                modality="TEXT",
+                resumed=self.connections > 1,
+                limits={},
+                awaiting_reply=self.awaiting_reply and self.connections > 1,
+            )
+        )
+
+    async def _answer(self, ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "agent_text", "text": "Hello there", "partial": True}))
+        await ws.send(json.dumps({"type": "turn_complete"}))
+
+    async def handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        await ws.send(self._hello())
+        if self.connections == 1:
+            self.received.append(str(await ws.recv()))
+            await ws.send(json.dumps({"type": "agent_text", "text": "Hel", "partial": True}))
+            await ws.close(1011, "internal error")
+            return
+        if self.awaiting_reply:
+            await self._answer(ws)
+        async for message in ws:
+            if json.loads(message)["type"] == "end":  # the client's goodbye
+                return
+            self.received.append(str(message))
+            await self._answer(ws)
+
+
+@pytest.mark.parametrize("awaiting_reply", [True, False])
+async def test_the_servers_hello_settles_whether_to_send_again(awaiting_reply: bool) -> None:
+    server = ExtendedServer(awaiting_reply=awaiting_reply)
+    async with serve(server.handle, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)]) as s:
+        port = next(iter(s.sockets)).getsockname()[1]
+        started = time.monotonic()
+        # A long guessing window: only the hello can make this turn finish quickly.
+        events, later = await _one_turn(f"ws://127.0.0.1:{port}/ws/s1", resend_after_s=30)
+        took = time.monotonic() - started
+    assert _answer_after_cut(events) == "Hello there"
+    sent = json.dumps({"type": "text", "text": "hi"})
+    assert server.received == ([sent] if awaiting_reply else [sent, sent])
+    assert later == []
+    assert took < 10
