@@ -24,6 +24,7 @@ from adkvoice.backends.recovery import (
     ToolReplay,
     TurnLedger,
 )
+from adkvoice.backends.session_window import SessionWindow
 from adkvoice.close_codes import describe_close
 from adkvoice.errors import (
     BackendError,
@@ -173,7 +174,7 @@ class EmbeddedBackend:
         from google.adk.runners import Runner
         from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
-        service = self._session_service or InMemorySessionService()
+        service = SessionWindow(self._session_service or InMemorySessionService())
         root = self._loaded.app.root_agent if self._loaded.app else self._loaded.agent
         if isinstance(root, LlmAgent):
             if self._model_override and root.canonical_live_model.model != self._model_override:
