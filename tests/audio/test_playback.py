@@ -140,7 +140,9 @@ async def test_prebuffer_adapts_to_gaps_between_frames(pulse: PulseServer) -> No
         pb.end_reply()
         assert await pb.drain(5)
     assert counts[-1] <= 3
-    assert counts[19] == counts[-1]  # adapted: none in the last third
+    # Adapted: the last third has two gaps, which would click without adapting; a stray
+    # scheduling hiccup on a busy machine may still cost one.
+    assert counts[-1] - counts[19] <= 1
     assert pb.prebuffer.target_ms > 100
 
 
