@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
-from adkvoice.live_handles import HandleStore, handle_key, live_endpoint_identity
-from adkvoice.sessions import SessionStore, latest_session_id, open_store
+from adkvoice.live_handles import HandleStore, conversation_key
+from adkvoice.sessions import SessionStore, latest_session_id, new_session_id, open_store
 
 if TYPE_CHECKING:
     from adkvoice.backends.base import Backend
@@ -72,10 +71,6 @@ async def choose_session(
         return None
     say(f"resuming conversation {latest}")
     return latest
-
-
-def new_session_id() -> str:
-    return f"adkvoice-{uuid.uuid4().hex[:12]}"
 
 
 def is_ephemeral(store: SessionStore) -> bool:
@@ -137,13 +132,12 @@ async def open_backend(
             endpoint_label=label,
             manual_activity=manual_activity,
             handles=handles,
-            handle_key=handle_key(
-                live_endpoint_identity(),
-                connect.model or "",
-                store.label,
-                loaded.app_name,
-                connect.user_id,
-                session_id,
+            handle_key=conversation_key(
+                model=connect.model or "",
+                store=store.label,
+                app=loaded.app_name,
+                user=connect.user_id,
+                session=session_id,
             ),
             context_compression=connect.context_compression,
         )

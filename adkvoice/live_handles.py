@@ -42,6 +42,11 @@ def live_endpoint_identity() -> str:
     return env.get("GOOGLE_GEMINI_BASE_URL") or "gemini-api"
 
 
+def conversation_key(*, model: str, store: str, app: str, user: str, session: str) -> str:
+    """The key of one conversation's handle on the Live API endpoint genai will reach."""
+    return handle_key(live_endpoint_identity(), model, store, app, user, session)
+
+
 @dataclass(frozen=True)
 class SavedHandle:
     handle: str

@@ -13,6 +13,7 @@ summaries of past conversations for `adkvoice sessions` and `--resume`.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from google.adk.sessions.session import Session
 
 MEMORY = "memory"
+
+
+def new_session_id() -> str:
+    """An id for a new conversation."""
+    return f"adkvoice-{uuid.uuid4().hex[:12]}"
 
 
 def default_store_path() -> Path:

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import ssl
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +15,8 @@ from google.adk.agents.live_request_queue import LiveRequest, LiveRequestQueue
 from adkvoice.backends import link
 from adkvoice.backends.adk_events import AdkEventMapper
 from adkvoice.backends.recovery import (
+    MAX_HELD_AUDIO_BYTES,
+    MIC_BYTES_PER_SECOND,
     AnsweredFromHistory,
     AudioHold,
     Backoff,
@@ -33,6 +34,7 @@ from adkvoice.errors import (
     ModelRejectedError,
 )
 from adkvoice.events import Event, Interrupted, Notice, ResumptionHandle
+from adkvoice.sessions import new_session_id
 from adkvoice.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -46,9 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Modality = Literal["TEXT", "AUDIO"]
-BYTES_PER_SECOND = 16_000 * 2  # 16 kHz 16-bit mono microphone audio
-# Audio captured while (re)connecting is kept up to this long; older audio is dropped.
-MAX_HELD_AUDIO_BYTES = 2 * BYTES_PER_SECOND
 
 
 def translate_exception(exc: BaseException, model: str) -> BackendError:
@@ -124,7 +123,7 @@ class EmbeddedBackend:
         self._model_override = model
         self._session_service = session_service
         self._user_id = user_id
-        self._session_id = session_id or f"adkvoice-{uuid.uuid4().hex[:12]}"
+        self._session_id = session_id or new_session_id()
         self._endpoint_label = endpoint_label
         # Push-to-talk: the client marks turns with activity start/end instead of the
         # model's own voice activity detection.
@@ -163,11 +162,6 @@ class EmbeddedBackend:
     @property
     def model_name(self) -> str:
         return self._model_name
-
-    @property
-    def connections(self) -> int:
-        """Connections to the model opened so far (1 + reconnects)."""
-        return self._ledger.connections
 
     def _build_runner(self) -> Runner:
         from google.adk.agents.llm_agent import LlmAgent
@@ -370,9 +364,9 @@ class EmbeddedBackend:
             self._queue.send_realtime(_audio_blob(pcm))
         if dropped:
             self._notice(
-                f"{dropped / BYTES_PER_SECOND:.1f} s of microphone audio was dropped while "
+                f"{dropped / MIC_BYTES_PER_SECOND:.1f} s of microphone audio was dropped while "
                 f"{'reconnecting' if self._ledger.connections > 1 else 'connecting'} (only "
-                f"the last {MAX_HELD_AUDIO_BYTES / BYTES_PER_SECOND:.0f} s are kept)"
+                f"the last {MAX_HELD_AUDIO_BYTES / MIC_BYTES_PER_SECOND:.0f} s are kept)"
             )
 
     def link_down(self, *, failed: bool) -> None:

@@ -25,6 +25,9 @@ from typing import Any
 from adkvoice.events import Event, ToolCall
 from adkvoice.turns import TurnTracker, is_agent_output
 
+MIC_BYTES_PER_SECOND = 16_000 * 2  # 16 kHz 16-bit mono microphone audio
+# Audio captured while (re)connecting is kept up to this long; older audio is dropped.
+MAX_HELD_AUDIO_BYTES = 2 * MIC_BYTES_PER_SECOND
 # A typed turn whose connection failed this many times (goAway does not count) is given
 # up: the message itself, not the network, is most likely what breaks the connection.
 MAX_TURN_FAILURES = 3

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -29,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from adkvoice import protocol
-from adkvoice.backends.recovery import Backoff
+from adkvoice.backends.recovery import MAX_HELD_AUDIO_BYTES, Backoff
 from adkvoice.close_codes import describe_close
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError, ProtocolError
 from adkvoice.events import (
@@ -40,6 +39,7 @@ from adkvoice.events import (
     ToolCall,
     TurnComplete,
 )
+from adkvoice.sessions import new_session_id
 from adkvoice.tasks import cancel_and_wait
 from adkvoice.turns import is_agent_output
 
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 Modality = Literal["TEXT", "AUDIO"]
 Frame = str | bytes
-# Audio captured while reconnecting is kept up to this long, then the oldest is dropped.
-MAX_BUFFERED_AUDIO_BYTES = 2 * 16_000 * 2
 # After a reconnect the server may answer the turn in flight by itself (an ADK server
 # replays the stored history, which ends with it); it is sent again only if the server
 # has said nothing for this long.
@@ -287,7 +285,7 @@ class _RemoteBase:
         # Disconnected: keep text, and a bounded amount of audio, for after the reconnect.
         if is_audio:
             self._buffered_audio += len(frame)
-            while self._buffered_audio > MAX_BUFFERED_AUDIO_BYTES and self._drop_oldest_audio():
+            while self._buffered_audio > MAX_HELD_AUDIO_BYTES and self._drop_oldest_audio():
                 if not self._dropped_audio_notice:
                     self._dropped_audio_notice = True
                     self._events.put_nowait(
@@ -410,7 +408,7 @@ class RunLiveRemote(_RemoteBase):
             )
         self._app = query["app_name"]
         self._user = query.get("user_id") or "user"
-        self._session = query.get("session_id") or f"adkvoice-{uuid.uuid4().hex[:12]}"
+        self._session = query.get("session_id") or new_session_id()
         from adkvoice.backends.adk_events import AdkEventMapper
 
         self._mapper = AdkEventMapper()

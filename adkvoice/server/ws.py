@@ -46,7 +46,7 @@ from adkvoice.events import (
     Transcript,
     TurnComplete,
 )
-from adkvoice.live_handles import HandleStore, handle_key, live_endpoint_identity
+from adkvoice.live_handles import HandleStore, conversation_key
 from adkvoice.protocol import (
     SUBPROTOCOL,
     AudioInput,
@@ -225,13 +225,12 @@ class WsSession:
             session_id=self.session_id,
             endpoint_label=opts.endpoint_label,
             handles=HandleStore(opts.handles_dir) if opts.handles_dir else None,
-            handle_key=handle_key(
-                live_endpoint_identity(),
-                opts.model or "",
-                opts.store_label,
-                self.hub.loaded.app_name,
-                self.hub.user_id(self.session_id),
-                self.session_id,
+            handle_key=conversation_key(
+                model=opts.model or "",
+                store=opts.store_label,
+                app=self.hub.loaded.app_name,
+                user=self.hub.user_id(self.session_id),
+                session=self.session_id,
             ),
             context_compression=opts.context_compression,
         )

@@ -9,7 +9,8 @@ from google.adk.agents.llm_agent import Agent
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adkvoice.agent_loading import LoadedAgent
-from adkvoice.backends.embedded import BYTES_PER_SECOND, MAX_HELD_AUDIO_BYTES, EmbeddedBackend
+from adkvoice.backends.embedded import EmbeddedBackend
+from adkvoice.backends.recovery import MAX_HELD_AUDIO_BYTES, MIC_BYTES_PER_SECOND
 from adkvoice.events import Notice
 from tests.integration.emulator_support import MODEL_3X, running_emulator, wait_until
 
@@ -46,7 +47,7 @@ async def test_audio_before_the_connection_is_held_up_to_two_seconds(
             assert emu.stats.audio_in_bytes == MAX_HELD_AUDIO_BYTES
             assert notices == [
                 f"{1.0:.1f} s of microphone audio was dropped while connecting (only the "
-                f"last {MAX_HELD_AUDIO_BYTES // BYTES_PER_SECOND} s are kept)"
+                f"last {MAX_HELD_AUDIO_BYTES // MIC_BYTES_PER_SECOND} s are kept)"
             ]
             task.cancel()
         finally:

@@ -16,6 +16,19 @@ from tests.scaleout.stack import ChatClient, Stack, http_json
 pytestmark = pytest.mark.integration
 
 
+def _client_through_nginx(stack: Stack, client_dir: Path, prefix: str) -> tuple[str, ChatClient]:
+    """A new conversation's id, and a piped `chat --url` holding it through nginx."""
+    assert stack.nginx is not None
+    session_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client = ChatClient(
+        stack.nginx.ws_url(session_id),
+        token=stack.token,
+        log=stack.root / f"{session_id}.log",
+        data_dir=client_dir,
+    )
+    return session_id, client
+
+
 def _other(stack: Stack, name: str) -> str:
     return next(i.name for i in stack.instances if i.name != name)
 
@@ -37,14 +50,7 @@ def test_nginx_reaches_both_instances(stack: Stack) -> None:
 def test_conversation_survives_kill_9_of_its_instance(
     stack: Stack, client_dir: Path, run_cli: RunCli
 ) -> None:
-    assert stack.nginx is not None
-    session_id = f"failover-{uuid.uuid4().hex[:8]}"
-    client = ChatClient(
-        stack.nginx.ws_url(session_id),
-        token=stack.token,
-        log=stack.root / f"{session_id}.log",
-        data_dir=client_dir,
-    )
+    session_id, client = _client_through_nginx(stack, client_dir, "failover")
     try:
         client.say("my name is Bob")
         assert client.reply() == "You said: my name is Bob"
@@ -82,14 +88,7 @@ def test_conversation_survives_kill_9_of_its_instance(
 def test_conversation_moves_when_its_instance_drains(stack: Stack, client_dir: Path) -> None:
     """SIGTERM: the instance finishes the turn, closes with 1001; the client reconnects
     through nginx to the other instance, which continues the conversation."""
-    assert stack.nginx is not None
-    session_id = f"drain-{uuid.uuid4().hex[:8]}"
-    client = ChatClient(
-        stack.nginx.ws_url(session_id),
-        token=stack.token,
-        log=stack.root / f"{session_id}.log",
-        data_dir=client_dir,
-    )
+    _, client = _client_through_nginx(stack, client_dir, "drain")
     try:
         client.say("remember the blue door")
         assert client.reply() == "You said: remember the blue door"
@@ -113,14 +112,7 @@ def test_a_reply_cut_mid_reply_by_the_kill_is_answered_once_by_the_other_instanc
     """Killed mid-reply: the other instance replays the stored conversation, which ends
     with the user's turn, and answers it; the client shows the cut, then the whole answer,
     and does not send the turn twice."""
-    assert stack.nginx is not None
-    session_id = f"midreply-{uuid.uuid4().hex[:8]}"
-    client = ChatClient(
-        stack.nginx.ws_url(session_id),
-        token=stack.token,
-        log=stack.root / f"{session_id}.log",
-        data_dir=client_dir,
-    )
+    _, client = _client_through_nginx(stack, client_dir, "midreply")
     whole = (
         "This reply comes through a slow connection, one piece at a time, each one held "
         "back half a second."
