@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from adkvoice.backends.factory import default_handles_dir, is_ephemeral, live_endpoint, open_backend
 from adkvoice.config import (
     ChatSettings,
     EmulatorSettings,
@@ -24,20 +25,19 @@ from adkvoice.config import (
     SessionsSettings,
     TalkSettings,
 )
-from adkvoice.connect import default_handles_dir, is_ephemeral, live_endpoint, open_backend
+from adkvoice.conversation.turns import TurnTracker
 from adkvoice.errors import AdkVoiceError, ConfigError, ConnectionLostError, TurnTimeoutError
 from adkvoice.events import AgentAudio, Event, Interrupted, Notice
-from adkvoice.line_input import LineReader
-from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, View
-from adkvoice.sessions import open_store
+from adkvoice.store.sessions import open_store
 from adkvoice.tasks import cancel_and_wait
-from adkvoice.turns import TurnTracker
+from adkvoice.ui.chat_view import JsonLinesView, PlainChatView, RichChatView, View
+from adkvoice.ui.line_input import LineReader
 
 if TYPE_CHECKING:
+    from adkvoice.audio.playback import Playback
+    from adkvoice.audio.wav_source import WavSource
     from adkvoice.backends.base import Backend
-    from adkvoice.playback import Playback
-    from adkvoice.talk import TalkSession
-    from adkvoice.wav_source import WavSource
+    from adkvoice.conversation.voice import TalkSession
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -194,8 +194,8 @@ async def _chat(settings: ChatSettings, err: Console, out: Console) -> int:
 
 async def _open_player(say: Callable[[str], None]) -> Playback | None:
     """The speaker for spoken replies, or None (with a notice) when there is none."""
+    from adkvoice.audio.playback import Playback
     from adkvoice.errors import AudioDeviceError
-    from adkvoice.playback import Playback
 
     player = Playback()
     try:
@@ -292,9 +292,9 @@ def run_emulator(settings: EmulatorSettings) -> int:
 
 
 async def _sessions(settings: SessionsSettings, action: str, session_id: str | None) -> int:
-    from adkvoice.agent_loading import app_name_for
-    from adkvoice.render import session_transcript, sessions_table
-    from adkvoice.sessions import list_summaries
+    from adkvoice.agents.loading import app_name_for
+    from adkvoice.store.sessions import list_summaries
+    from adkvoice.ui.chat_view import session_transcript, sessions_table
 
     out = Console()
     store = open_store(settings.sessions)
@@ -332,7 +332,7 @@ def run_sessions(settings: SessionsSettings, action: str, session_id: str | None
 
 
 async def _serve(settings: ServeSettings) -> int:
-    from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
+    from adkvoice.agents.loading import load_agent_dir, load_bundled_agent
     from adkvoice.server import ServeOptions, serve
 
     err = Console(stderr=True)
@@ -382,8 +382,8 @@ def run_serve(settings: ServeSettings) -> int:
 def run_devices(debug: bool) -> int:
     """`adkvoice devices`: list inputs and outputs with default marks and usable rates."""
     configure_logging(debug)
-    from adkvoice.audio import list_devices
-    from adkvoice.render import devices_table
+    from adkvoice.audio.devices import list_devices
+    from adkvoice.ui.chat_view import devices_table
 
     out = Console()
     out.print(devices_table(list_devices()))
@@ -395,11 +395,11 @@ def run_devices(debug: bool) -> int:
 
 
 async def _talk(settings: TalkSettings, console: Console) -> int:
-    from adkvoice.echo import EchoCanceller, try_canceller  # light: the engine loads lazily
-    from adkvoice.keys import KeyReader
-    from adkvoice.playback import Playback
-    from adkvoice.talk import TalkSession, run_until_done
-    from adkvoice.talk_view import TalkState, TalkView
+    from adkvoice.audio.aec import EchoCanceller, try_canceller  # light: the engine loads lazily
+    from adkvoice.audio.playback import Playback
+    from adkvoice.conversation.voice import TalkSession, run_until_done
+    from adkvoice.ui.keys import KeyReader
+    from adkvoice.ui.talk_view import TalkState, TalkView
 
     view = TalkView(console, TalkState(push_to_talk=settings.push_to_talk))
 
@@ -408,11 +408,11 @@ async def _talk(settings: TalkSettings, console: Console) -> int:
 
     source: Any
     if settings.input_wav is not None:
-        from adkvoice.wav_source import WavSource
+        from adkvoice.audio.wav_source import WavSource
 
         source = WavSource(settings.input_wav)
     else:
-        from adkvoice.capture import Capture
+        from adkvoice.audio.capture import Capture
 
         source = Capture(settings.input_device)
     # A file as the microphone hears no echo; otherwise load the canceller (a native
@@ -426,7 +426,7 @@ async def _talk(settings: TalkSettings, console: Console) -> int:
     )
     recorder = None
     if settings.record_dir is not None:
-        from adkvoice.recorder import Recorder
+        from adkvoice.audio.recorder import Recorder
 
         recorder = Recorder(settings.record_dir)
     keys: KeyReader | None = None
@@ -517,7 +517,7 @@ def run_talk(settings: TalkSettings) -> int:
 def run_echo_test(input_device: str | None, output_device: str | None, debug: bool) -> int:
     """`adkvoice talk --echo-test`: measure the speaker-to-mic delay and echo reduction."""
     configure_logging(debug)
-    from adkvoice.echo_test import run_echo_test as echo_test
+    from adkvoice.audio.echo_test import run_echo_test as echo_test
 
     console = Console()
     return _run_main(lambda: echo_test(input_device, output_device, console))

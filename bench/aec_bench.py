@@ -4,7 +4,7 @@ Far end: espeak-ng speech at 24 kHz, as the agent's voice. Near end (the microph
 16 kHz): that speech through a simulated room (a direct path after 40–120 ms, a decaying
 tail, -12 dB), optionally an overdriven little speaker, room noise, and from 5 s to ~8 s
 the user talking over it (another espeak voice). Each candidate runs behind the same
-`adkvoice.echo.EchoCanceller` wrapper that `talk` uses (timestamps, 10 ms frames, the
+`adkvoice.audio.aec.EchoCanceller` wrapper that `talk` uses (timestamps, 10 ms frames, the
 reference fed ~60 ms ahead as the playback tap does).
 
 Figures per candidate and delay:
@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adkvoice.dsp import EnergyVad, Int16Array, StreamResampler
-from adkvoice.echo import EchoCanceller, EchoEngine, load_engine
+from adkvoice.audio.aec import EchoCanceller, EchoEngine, load_engine
+from adkvoice.audio.dsp import EnergyVad, Int16Array, StreamResampler
 from tests.audio.signals import room_echo
 
 MIC = 16_000

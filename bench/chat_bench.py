@@ -76,7 +76,7 @@ def help_time(runs: int) -> list[float]:
 
 
 async def _events_per_second(words: int, turns: int) -> tuple[int, float]:
-    from adkvoice.agent_loading import load_bundled_agent
+    from adkvoice.agents.loading import load_bundled_agent
     from adkvoice.backends.embedded import EmbeddedBackend
     from adkvoice.config import point_genai_at
     from adkvoice.emulator import Emulator, EmulatorOptions, load_rules

@@ -142,9 +142,9 @@ async def conversation(modality: str) -> AsyncIterator[tuple[Any, Listener]]:
     One emulator serves the whole run: ADK's agent keeps its genai client, and so the
     emulator's address, for the life of the process.
     """
-    from adkvoice.agent_loading import load_bundled_agent
+    from adkvoice.agents.loading import load_bundled_agent
     from adkvoice.backends.embedded import EmbeddedBackend
-    from adkvoice.sessions import open_store
+    from adkvoice.store.sessions import open_store
 
     backend = EmbeddedBackend(
         load_bundled_agent(),

@@ -118,12 +118,12 @@ def emulator_role(tts: str) -> None:
 
 async def _emulator_main(tts: str) -> None:
     from adkvoice.emulator import Emulator, EmulatorOptions, frames
-    from adkvoice.emulator import session as emulator_session
+    from adkvoice.emulator import connection as emulator_session
 
     arrivals: list[tuple[int, int]] = []  # (client send ns, emulator receive ns)
     lags: list[float] = []
     original_audio = frames.model_audio
-    original_on_audio = emulator_session.Session._on_audio
+    original_on_audio = emulator_session.LiveConnection._on_audio
 
     def stamped_audio(pcm: bytes, transcription: str | None = None) -> Any:
         if len(pcm) >= DOWN_STAMP_BYTES:
@@ -138,7 +138,7 @@ async def _emulator_main(tts: str) -> None:
         await original_on_audio(self, chunk)
 
     frames.model_audio = stamped_audio  # type: ignore[assignment]
-    emulator_session.Session._on_audio = probed_on_audio  # type: ignore[method-assign]
+    emulator_session.LiveConnection._on_audio = probed_on_audio  # type: ignore[method-assign]
 
     async def lag_probe() -> None:
         while True:

@@ -157,17 +157,17 @@ async def in_process(
     """One conversation through TalkSession on the virtual devices, instrumented."""
     from rich.console import Console
 
-    from adkvoice.agent_loading import load_bundled_agent
+    from adkvoice.agents.loading import load_bundled_agent
+    from adkvoice.audio.aec import EchoCanceller, try_canceller
+    from adkvoice.audio.capture import Capture
+    from adkvoice.audio.playback import Playback, ReplyStart
+    from adkvoice.audio.ring import TimedBlock
     from adkvoice.backends.embedded import EmbeddedBackend
-    from adkvoice.capture import Capture
     from adkvoice.config import point_genai_at
-    from adkvoice.echo import EchoCanceller, try_canceller
+    from adkvoice.conversation.voice import TalkSession
     from adkvoice.events import AgentAudio, Event, Interrupted, TurnComplete
-    from adkvoice.playback import Playback, ReplyStart
-    from adkvoice.ringbuffer import TimedBlock
-    from adkvoice.sessions import open_store
-    from adkvoice.talk import TalkSession
-    from adkvoice.talk_view import TalkState, TalkView
+    from adkvoice.store.sessions import open_store
+    from adkvoice.ui.talk_view import TalkState, TalkView
 
     fig = Figures()
     point_genai_at(client_env)  # the emulator runs in another process: its work is not ours
@@ -365,10 +365,10 @@ async def feeder(seconds: float, chunk_ms: int = 40, jitter_ms: float = 0.0) -> 
     real-time schedule, `chunk_ms` per chunk: steady delivery, without a model."""
     from rich.console import Console
 
+    from adkvoice.audio.playback import Playback
+    from adkvoice.conversation.voice import TalkSession
     from adkvoice.events import AgentAudio
-    from adkvoice.playback import Playback
-    from adkvoice.talk import TalkSession
-    from adkvoice.talk_view import TalkState, TalkView
+    from adkvoice.ui.talk_view import TalkState, TalkView
 
     fig = Figures()
     rng = np.random.default_rng(0)

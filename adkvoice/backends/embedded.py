@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Literal
 from google.adk.agents.live_request_queue import LiveRequest, LiveRequestQueue
 
 from adkvoice.backends import link
-from adkvoice.backends.adk_events import AdkEventMapper
 from adkvoice.backends.recovery import (
     MAX_HELD_AUDIO_BYTES,
     MIC_BYTES_PER_SECOND,
@@ -25,8 +24,6 @@ from adkvoice.backends.recovery import (
     ToolReplay,
     TurnLedger,
 )
-from adkvoice.backends.session_window import SessionWindow
-from adkvoice.close_codes import describe_close
 from adkvoice.errors import (
     BackendError,
     ConfigError,
@@ -34,16 +31,19 @@ from adkvoice.errors import (
     ModelRejectedError,
 )
 from adkvoice.events import Event, Interrupted, Notice, ResumptionHandle
-from adkvoice.sessions import new_session_id
+from adkvoice.store.session_window import SessionWindow
+from adkvoice.store.sessions import new_session_id
 from adkvoice.tasks import cancel_and_wait
+from adkvoice.wire.adk_events import AdkEventMapper
+from adkvoice.wire.close_codes import describe_close
 
 if TYPE_CHECKING:
     from google.adk.runners import Runner
     from google.adk.sessions.base_session_service import BaseSessionService
     from google.genai.types import Blob
 
-    from adkvoice.agent_loading import LoadedAgent
-    from adkvoice.live_handles import HandleStore
+    from adkvoice.agents.loading import LoadedAgent
+    from adkvoice.store.handles import HandleStore
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from adkvoice.conversation.turns import TurnTracker, is_agent_output
 from adkvoice.events import Event, ToolCall
-from adkvoice.turns import TurnTracker, is_agent_output
 
 MIC_BYTES_PER_SECOND = 16_000 * 2  # 16 kHz 16-bit mono microphone audio
 # Audio captured while (re)connecting is kept up to this long; older audio is dropped.

@@ -27,9 +27,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from adkvoice import protocol
 from adkvoice.backends.recovery import MAX_HELD_AUDIO_BYTES, Backoff
-from adkvoice.close_codes import describe_close
+from adkvoice.conversation.turns import is_agent_output
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError, ProtocolError
 from adkvoice.events import (
     ErrorEvent,
@@ -39,9 +38,10 @@ from adkvoice.events import (
     ToolCall,
     TurnComplete,
 )
-from adkvoice.sessions import new_session_id
+from adkvoice.store.sessions import new_session_id
 from adkvoice.tasks import cancel_and_wait
-from adkvoice.turns import is_agent_output
+from adkvoice.wire import serve_protocol as protocol
+from adkvoice.wire.close_codes import describe_close
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +409,7 @@ class RunLiveRemote(_RemoteBase):
         self._app = query["app_name"]
         self._user = query.get("user_id") or "user"
         self._session = query.get("session_id") or new_session_id()
-        from adkvoice.backends.adk_events import AdkEventMapper
+        from adkvoice.wire.adk_events import AdkEventMapper
 
         self._mapper = AdkEventMapper()
 

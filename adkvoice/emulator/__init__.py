@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .emulator import Emulator, EmulatorOptions
 from .faults import Fault, FaultController
-from .handles import HandleStore
+from .handles import IssuedHandles
 from .models import is_gemini_3_live, is_live_model
 from .rules import FAULT_NAMES, Rule, Rules, default_rules, load_rules, parse_rules
 from .stats import Compression, ConnectionRecord, EmulatorStats
@@ -24,7 +24,7 @@ __all__ = [
     "EmulatorStats",
     "Fault",
     "FaultController",
-    "HandleStore",
+    "IssuedHandles",
     "Rule",
     "Rules",
     "default_rules",

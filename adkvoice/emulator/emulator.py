@@ -27,12 +27,12 @@ from websockets.asyncio.server import Server, ServerConnection
 from adkvoice.errors import EmulatorError
 
 from .certs import CertFiles, client_ssl_context, server_ssl_context, write_cert_files
+from .connection import ConnectionOptions
 from .faults import FaultController
-from .handles import DEFAULT_TTL_S, HandleStore
+from .handles import DEFAULT_TTL_S, IssuedHandles
 from .rest import RestOptions, SniffingProtocol, WebSocketFactory, abort_all
 from .rules import Rules, default_rules
 from .server import ServerContext, handle_connection
-from .session import SessionOptions
 from .speech import make_stt, make_tts
 from .stats import EmulatorStats
 
@@ -61,7 +61,7 @@ class Emulator:
         self.faults = FaultController()
         self.stats = EmulatorStats()
         # Resumption handles live emulator-wide, so a new connection can resume any of them.
-        self.handles = HandleStore(self.options.handle_ttl_s)
+        self.handles = IssuedHandles(self.options.handle_ttl_s)
         self._server: Server | None = None
         self._rest: RestOptions | None = None
         self._certs: CertFiles | None = None
@@ -92,7 +92,7 @@ class Emulator:
             faults=self.faults,
             stats=self.stats,
             handles=self.handles,
-            options=SessionOptions(
+            options=ConnectionOptions(
                 text_chunk_delay_s=opts.text_chunk_delay_s,
                 audio_pacing=opts.audio_pacing,
                 think_time_s=opts.think_time_s,

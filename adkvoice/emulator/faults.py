@@ -51,7 +51,7 @@ def seconds_of(faults: list[Fault], kind: FaultName) -> float:
     return sum(f.seconds for f in faults if f.kind == kind)
 
 
-class LiveConnection(Protocol):
+class FaultTarget(Protocol):
     """What the controller needs from a connected session."""
 
     async def go_away(self, time_left_s: float, *, send_handle: bool) -> None: ...
@@ -65,7 +65,7 @@ class FaultController:
     def __init__(self) -> None:
         self._one_shot: list[Fault] = []
         self._sticky: list[Fault] = []
-        self._live: list[LiveConnection] = []
+        self._live: list[FaultTarget] = []
         # Gemini documents `{resumable: false}` updates while it generates or runs tools;
         # ADK then forgets its handle. Off by default; tests can switch it on.
         self.mid_turn_resumption_updates = False
@@ -112,10 +112,10 @@ class FaultController:
         return taken
 
     # Immediate faults on live connections -------------------------------------------------
-    def register(self, conn: LiveConnection) -> None:
+    def register(self, conn: FaultTarget) -> None:
         self._live.append(conn)
 
-    def unregister(self, conn: LiveConnection) -> None:
+    def unregister(self, conn: FaultTarget) -> None:
         if conn in self._live:
             self._live.remove(conn)
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .protocol import OUTPUT_MIME, JsonObject
+from .client_messages import OUTPUT_MIME, JsonObject
 
 
 @dataclass(frozen=True)

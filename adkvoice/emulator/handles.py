@@ -20,21 +20,21 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import protocol as p
+from . import client_messages as p
 
 DEFAULT_TTL_S = 2 * 60 * 60
 KEEP_PER_CONNECTION = 4
 
 
 @dataclass
-class Conversation:
+class ContextSnapshot:
     """What a resumption handle restores."""
 
     history: list[p.Turn] = field(default_factory=list)
     user_turns: int = 0
 
-    def copy(self) -> Conversation:
-        return Conversation(history=list(self.history), user_turns=self.user_turns)
+    def copy(self) -> ContextSnapshot:
+        return ContextSnapshot(history=list(self.history), user_turns=self.user_turns)
 
 
 class HandleOwner:
@@ -47,11 +47,11 @@ class HandleOwner:
 
 @dataclass
 class _Entry:
-    conversation: Conversation
+    conversation: ContextSnapshot
     owner: HandleOwner
 
 
-class HandleStore:
+class IssuedHandles:
     """Emulator-wide, so a new connection can resume a handle any earlier one issued."""
 
     def __init__(
@@ -64,7 +64,7 @@ class HandleStore:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def issue(self, owner: HandleOwner, conversation: Conversation) -> str:
+    def issue(self, owner: HandleOwner, conversation: ContextSnapshot) -> str:
         """A new handle for a snapshot of `conversation`; supersedes the owner's oldest."""
         self._prune()
         handle = "emu-" + secrets.token_urlsafe(12)
@@ -74,13 +74,13 @@ class HandleStore:
             self._entries.pop(owner.issued.popleft(), None)
         return handle
 
-    def restore(self, handle: str) -> Conversation | None:
+    def restore(self, handle: str) -> ContextSnapshot | None:
         """A copy of the conversation `handle` names, or None if it is not (or no longer) valid."""
         self._prune()
         entry = self._entries.get(handle)
         return None if entry is None else entry.conversation.copy()
 
-    def get(self, handle: str) -> Conversation | None:
+    def get(self, handle: str) -> ContextSnapshot | None:
         """The stored snapshot itself (for tests); None if the handle is not valid."""
         self._prune()
         entry = self._entries.get(handle)

@@ -44,10 +44,10 @@ from websockets.server import ServerProtocol
 
 from adkvoice.errors import ProtocolError
 
+from .client_messages import JsonObject
+from .connection import TEXT_WORDS_PER_CHUNK, estimate_tokens, word_groups
 from .faults import Fault, FaultController, seconds_of
-from .protocol import JsonObject
 from .rules import Rules, TemplateContext, render
-from .session import TEXT_WORDS_PER_CHUNK, estimate_tokens, word_groups
 from .stats import EmulatorStats
 
 log = logging.getLogger(__name__)

@@ -24,13 +24,13 @@ from websockets.exceptions import ConnectionClosed
 
 from adkvoice.errors import ProtocolError
 
+from . import client_messages as p
 from . import frames
-from . import protocol as p
+from .connection import ConnectionOptions, LiveConnection, TransportClosed
 from .faults import FaultController
-from .handles import Conversation, HandleStore
+from .handles import ContextSnapshot, IssuedHandles
 from .models import is_live_model, rejection_reason
 from .rules import Rules
-from .session import Session, SessionOptions, TransportClosed
 from .speech import Stt, Tts
 from .stats import EmulatorStats
 
@@ -68,8 +68,8 @@ class ServerContext:
     stt: Stt
     faults: FaultController
     stats: EmulatorStats
-    handles: HandleStore
-    options: SessionOptions
+    handles: IssuedHandles
+    options: ConnectionOptions
 
 
 class WebSocketTransport:
@@ -96,7 +96,9 @@ async def _refuse(ws: ServerConnection, stats: EmulatorStats, code: int, reason:
     await ws.close(code, close_reason(reason))
 
 
-async def _handshake(ws: ServerConnection, ctx: ServerContext, version: str) -> Session | None:
+async def _handshake(
+    ws: ServerConnection, ctx: ServerContext, version: str
+) -> LiveConnection | None:
     try:
         first = await ws.recv()
     except ConnectionClosed:
@@ -113,7 +115,7 @@ async def _handshake(ws: ServerConnection, ctx: ServerContext, version: str) -> 
     if not is_live_model(setup.model):
         await _refuse(ws, ctx.stats, 1008, rejection_reason(setup.model, version))
         return None
-    conversation: Conversation | None = None
+    conversation: ContextSnapshot | None = None
     if setup.resume_handle is not None:
         conversation = ctx.handles.restore(setup.resume_handle)
         if conversation is None:
@@ -125,7 +127,7 @@ async def _handshake(ws: ServerConnection, ctx: ServerContext, version: str) -> 
     ctx.stats.setups += 1
     ctx.stats.models.append(setup.model)
     ctx.stats.setup_log.append(setup)
-    return Session(
+    return LiveConnection(
         setup,
         transport=WebSocketTransport(ws),
         rules=ctx.rules,
@@ -163,7 +165,7 @@ async def handle_connection(ws: ServerConnection, ctx: ServerContext) -> None:
         ctx.stats.active_connections -= 1
 
 
-async def _serve(ws: ServerConnection, session: Session, stats: EmulatorStats) -> None:
+async def _serve(ws: ServerConnection, session: LiveConnection, stats: EmulatorStats) -> None:
     async for raw in ws:
         try:
             await session.handle(p.decode_client_message(raw))

@@ -21,7 +21,7 @@ import numpy as np
 
 from adkvoice.errors import EmulatorError
 
-from .protocol import INPUT_RATE, OUTPUT_RATE
+from .client_messages import INPUT_RATE, OUTPUT_RATE
 
 TtsMode = Literal["auto", "espeak", "synthetic"]
 SttMode = Literal["auto", "pocketsphinx", "placeholder"]

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .protocol import Setup
+from .client_messages import Setup
 
 
 @dataclass

@@ -48,7 +48,7 @@ def frame_dbfs(samples: np.ndarray) -> float:
     return max(20.0 * math.log10(rms / 32768.0), _SILENCE_FLOOR_DBFS)
 
 
-class EnergyVad:
+class SpeechDetector:
     """Feed PCM, get `SpeechStarted`/`SpeechEnded` events. Not thread-safe; loop-only."""
 
     def __init__(

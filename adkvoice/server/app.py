@@ -18,7 +18,7 @@ from adkvoice.server.sse import SseAgent, chat_stream
 from adkvoice.server.ws import websocket_endpoint
 
 if TYPE_CHECKING:
-    from adkvoice.agent_loading import LoadedAgent
+    from adkvoice.agents.loading import LoadedAgent
 
 
 def static_dir() -> Path:

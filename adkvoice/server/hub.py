@@ -13,7 +13,7 @@ from adkvoice.server.options import ServeOptions
 if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
 
-    from adkvoice.agent_loading import LoadedAgent
+    from adkvoice.agents.loading import LoadedAgent
 
 log = logging.getLogger("adkvoice.server")
 

@@ -28,10 +28,10 @@ from adkvoice.server.app import create_app
 from adkvoice.server.hub import GOING_AWAY, Hub
 from adkvoice.server.options import ServeOptions
 from adkvoice.server.security import RedactTokens
-from adkvoice.sessions import prepare_store
+from adkvoice.store.sessions import prepare_store
 
 if TYPE_CHECKING:
-    from adkvoice.agent_loading import LoadedAgent
+    from adkvoice.agents.loading import LoadedAgent
 
 log = logging.getLogger("adkvoice.server")
 

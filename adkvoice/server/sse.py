@@ -24,12 +24,12 @@ from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from adkvoice.backends.adk_events import AdkEventMapper
 from adkvoice.backends.embedded import translate_exception
 from adkvoice.events import AgentText, ErrorEvent
-from adkvoice.protocol import SSE_DONE, TextDeltas, encode_sse_error, encode_sse_text
 from adkvoice.server.hub import Hub
 from adkvoice.server.ws import SESSION_ID
+from adkvoice.wire.adk_events import AdkEventMapper
+from adkvoice.wire.serve_protocol import SSE_DONE, TextDeltas, encode_sse_error, encode_sse_text
 
 if TYPE_CHECKING:
     from google.adk.runners import Runner

@@ -1,7 +1,7 @@
 """`WS /ws/{session_id}?is_audio=true|false`: one connection, one `EmbeddedBackend`.
 
 The seeds' protocol by default, the adkvoice.v1 extension when the client asks for the
-subprotocol (see `adkvoice.protocol`). What a client can get wrong is answered on its own
+subprotocol (see `adkvoice.wire.serve_protocol`). What a client can get wrong is answered on its own
 connection only:
 
 - malformed JSON, unknown mime type or type, bad base64, odd PCM, empty text, binary
@@ -46,8 +46,11 @@ from adkvoice.events import (
     Transcript,
     TurnComplete,
 )
-from adkvoice.live_handles import HandleStore, conversation_key
-from adkvoice.protocol import (
+from adkvoice.server.hub import Hub
+from adkvoice.server.limits import ErrorTally, TokenBucket
+from adkvoice.server.security import origin_ok, token_ok
+from adkvoice.store.handles import HandleStore, conversation_key
+from adkvoice.wire.serve_protocol import (
     SUBPROTOCOL,
     AudioInput,
     ClientMessage,
@@ -63,9 +66,6 @@ from adkvoice.protocol import (
     encode_extended,
     encode_hello,
 )
-from adkvoice.server.hub import Hub
-from adkvoice.server.limits import ErrorTally, TokenBucket
-from adkvoice.server.security import origin_ok, token_ok
 
 log = logging.getLogger("adkvoice.server")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adkvoice.capture import Capture, CaptureChunk
-from adkvoice.dsp import pcm_to_int16
+from adkvoice.audio.capture import Capture, CaptureChunk
+from adkvoice.audio.dsp import pcm_to_int16
 from tests.audio.pulse import MIC_SOURCE, PulseServer
 from tests.audio.signals import best_alignment, read_wav_samples, segments_found
 

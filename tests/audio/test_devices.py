@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adkvoice import audio
+from adkvoice.audio import devices as audio
 from adkvoice.errors import AudioDeviceError
 from tests.audio.pulse import MIC_SOURCE, SPEAKER_REC, SPEAKER_SINK, PulseServer
 
@@ -80,9 +80,9 @@ def run_python(
 
 NO_SERVER = """
 import asyncio
-from adkvoice import audio
+from adkvoice.audio import devices as audio
 from adkvoice.errors import AudioDeviceError
-from adkvoice.playback import Playback
+from adkvoice.audio.playback import Playback
 for attempt in (lambda: audio.resolve_device(None, "input"),
                 lambda: asyncio.run(Playback().start())):
     try:
@@ -108,7 +108,7 @@ def test_no_audio_server_is_one_clear_line(tmp_path: Path) -> None:
 
 SERVER_DIES = """
 import asyncio, sys
-from adkvoice.capture import Capture
+from adkvoice.audio.capture import Capture
 from adkvoice.errors import AudioDeviceError
 
 async def main():

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 from rich.console import Console
 
-from adkvoice.echo_test import run_echo_test
+from adkvoice.audio.echo_test import run_echo_test
 from tests.audio.pulse import FEED_SINK, MIC_SOURCE, SPEAKER_SINK, PulseServer
 
 LOOPBACK_MS = 80

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from adkvoice.dsp import StreamResampler, float_to_int16, int16_to_pcm
-from adkvoice.playback import Playback, ReplyStart
-from adkvoice.ringbuffer import AdaptivePrebuffer
+from adkvoice.audio.dsp import StreamResampler, float_to_int16, int16_to_pcm
+from adkvoice.audio.playback import Playback, ReplyStart
+from adkvoice.audio.ring import AdaptivePrebuffer
 from tests.audio.pulse import SPEAKER48_SINK, SPEAKER_SINK, PulseServer
 from tests.audio.signals import best_alignment, segments_found
 

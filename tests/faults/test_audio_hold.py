@@ -8,7 +8,7 @@ import pytest
 from google.adk.agents.llm_agent import Agent
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
-from adkvoice.agent_loading import LoadedAgent
+from adkvoice.agents.loading import LoadedAgent
 from adkvoice.backends.embedded import EmbeddedBackend
 from adkvoice.backends.recovery import MAX_HELD_AUDIO_BYTES, MIC_BYTES_PER_SECOND
 from adkvoice.events import Notice

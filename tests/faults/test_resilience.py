@@ -18,13 +18,13 @@ import pytest
 from google.adk.agents.llm_agent import Agent
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
-from adkvoice.agent_loading import LoadedAgent
+from adkvoice.agents.loading import LoadedAgent
 from adkvoice.backends.embedded import EmbeddedBackend
 from adkvoice.backends.recovery import Backoff
+from adkvoice.conversation.turns import TurnTracker
 from adkvoice.emulator import Emulator, parse_rules
 from adkvoice.emulator.faults import FaultController
 from adkvoice.events import AgentText, Event, Interrupted
-from adkvoice.turns import TurnTracker
 from tests.integration.emulator_support import MODELS, running_emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("model", MODELS)]

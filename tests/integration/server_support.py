@@ -20,10 +20,10 @@ from google.adk.agents import Agent
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from adkvoice.agent_loading import LoadedAgent
+from adkvoice.agents.loading import LoadedAgent
 from adkvoice.emulator import Emulator
-from adkvoice.protocol import SUBPROTOCOL
 from adkvoice.server import AgentServer, ServeOptions
+from adkvoice.wire.serve_protocol import SUBPROTOCOL
 
 from .emulator_support import MODEL_2X, STEP_TIMEOUT_S, running_emulator
 

@@ -21,7 +21,7 @@ from google.adk.sessions import InMemorySessionService
 from google.genai import errors, types
 
 from adkvoice.emulator import Emulator
-from adkvoice.emulator.protocol import SlidingWindow
+from adkvoice.emulator.client_messages import SlidingWindow
 
 from .emulator_support import (
     MODEL_2X,

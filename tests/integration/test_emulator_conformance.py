@@ -20,7 +20,7 @@ from google.genai import errors, types
 from websockets.asyncio.client import connect as ws_connect
 
 from adkvoice.emulator import Emulator, EmulatorOptions, parse_rules
-from adkvoice.emulator.protocol import SlidingWindow
+from adkvoice.emulator.client_messages import SlidingWindow
 from adkvoice.emulator.speech import espeak_available, pocketsphinx_available
 from adkvoice.errors import EmulatorError
 

@@ -21,9 +21,9 @@ from websockets.typing import Subprotocol
 
 from adkvoice.backends.recovery import Backoff
 from adkvoice.backends.remote import SeedsRemote
+from adkvoice.conversation.turns import TurnTracker
 from adkvoice.events import AgentText, Event, Interrupted, Notice, TurnComplete
-from adkvoice.protocol import SUBPROTOCOL, Hello, encode_hello
-from adkvoice.turns import TurnTracker
+from adkvoice.wire.serve_protocol import SUBPROTOCOL, Hello, encode_hello
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from websockets.typing import Origin
 
-from adkvoice.agent_loading import LoadedAgent
+from adkvoice.agents.loading import LoadedAgent
 from adkvoice.errors import ConfigError
 from adkvoice.server import AgentServer, ServeOptions
 

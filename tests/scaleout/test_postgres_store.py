@@ -12,8 +12,8 @@ from google.adk.events.event import Event
 from google.genai import types
 
 from adkvoice.errors import BackendError
-from adkvoice.postgres import PostgresSessionService
-from adkvoice.sessions import latest_session_id, list_summaries, open_store, prepare_store
+from adkvoice.store.postgres import PostgresSessionService
+from adkvoice.store.sessions import latest_session_id, list_summaries, open_store, prepare_store
 from tests.integration.conftest import RunCli
 from tests.scaleout.stack import Postgres, free_port
 

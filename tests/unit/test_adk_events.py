@@ -4,7 +4,7 @@ from google.adk.events.event import Event as AdkEvent
 from google.genai import types
 
 from adkvoice import events as ev
-from adkvoice.backends.adk_events import AdkEventMapper, audio_rate
+from adkvoice.wire.adk_events import AdkEventMapper, audio_rate
 
 
 def _event(**kwargs: object) -> AdkEvent:

@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adkvoice import audio, audio_errors, capture
-from adkvoice.capture import Capture
-from adkvoice.dsp import float_to_int16, int16_to_pcm, pcm_to_int16
+from adkvoice.audio import capture
+from adkvoice.audio import device_errors as audio_errors
+from adkvoice.audio import devices as audio
+from adkvoice.audio.capture import Capture
+from adkvoice.audio.dsp import float_to_int16, int16_to_pcm, pcm_to_int16
+from adkvoice.audio.playback import Playback, ReplyStart
+from adkvoice.audio.ring import AdaptivePrebuffer
 from adkvoice.errors import AudioDeviceError
-from adkvoice.playback import Playback, ReplyStart
-from adkvoice.ringbuffer import AdaptivePrebuffer
 
 
 class PortAudioError(Exception):

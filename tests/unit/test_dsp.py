@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adkvoice.dsp import (
+from adkvoice.audio.dsp import (
     SILENCE_DBFS,
     Chunker,
     EnergyVad,

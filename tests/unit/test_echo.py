@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adkvoice.dsp import EnergyVad, Int16Array
-from adkvoice.echo import (
+from adkvoice.audio.aec import (
     EchoCanceller,
     EchoCoupling,
     EchoEngine,
@@ -15,8 +14,9 @@ from adkvoice.echo import (
     load_engine,
     try_canceller,
 )
-from adkvoice.echo_test import erle_db, estimate_delay
-from adkvoice.ringbuffer import TimedBlock
+from adkvoice.audio.dsp import EnergyVad, Int16Array
+from adkvoice.audio.echo_test import erle_db, estimate_delay
+from adkvoice.audio.ring import TimedBlock
 from tests.audio.signals import room_echo, voiced
 
 MIC_RATE = 16_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adkvoice.echo_test import (
+from adkvoice.audio.echo_test import (
     MIN_CORRELATION,
     DelayEstimate,
     EchoTestResult,

@@ -14,8 +14,8 @@ from google.genai import _live_converters as live_converters
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adkvoice.emulator import client_messages as p
 from adkvoice.emulator import frames
-from adkvoice.emulator import protocol as p
 from adkvoice.errors import ProtocolError
 
 # What google-genai 2.34 sends as `setup` for a fully configured LiveConnectConfig

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adkvoice.emulator import speech
-from adkvoice.emulator.vad import EnergyVad, SpeechEnded, SpeechStarted, VadEvent, frame_dbfs
+from adkvoice.emulator.vad import SpeechDetector, SpeechEnded, SpeechStarted, VadEvent, frame_dbfs
 from adkvoice.errors import EmulatorError
 
 RATE = 16_000
@@ -34,7 +34,7 @@ def test_frame_dbfs() -> None:
 
 
 def test_silence_and_noise_floor_never_start() -> None:
-    vad = EnergyVad()
+    vad = SpeechDetector()
     rng = np.random.default_rng(1)
     hiss = (rng.standard_normal(RATE) * 100).astype("<i2").tobytes()  # about -50 dBFS
     assert vad.feed(silence(1.0) + hiss) == []
@@ -42,7 +42,7 @@ def test_silence_and_noise_floor_never_start() -> None:
 
 
 def test_utterance_start_and_end() -> None:
-    vad = EnergyVad(silence_ms=500)
+    vad = SpeechDetector(silence_ms=500)
     events = vad.feed(silence(0.5) + tone(0.6) + silence(0.6))
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
     start, end = events
@@ -56,27 +56,27 @@ def test_utterance_start_and_end() -> None:
 
 
 def test_short_click_is_not_speech() -> None:
-    vad = EnergyVad(start_ms=100)
+    vad = SpeechDetector(start_ms=100)
     assert vad.feed(silence(0.2) + tone(0.04) + silence(0.6)) == []
 
 
 def test_pauses_shorter_than_silence_keep_one_utterance() -> None:
-    vad = EnergyVad(silence_ms=500)
+    vad = SpeechDetector(silence_ms=500)
     audio = tone(0.3) + silence(0.3) + tone(0.3) + silence(0.6)
     events = vad.feed(audio)
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
 
 
 def test_silence_setting_is_honoured() -> None:
-    quick = EnergyVad(silence_ms=200)
+    quick = SpeechDetector(silence_ms=200)
     assert [type(e) for e in quick.feed(tone(0.3) + silence(0.3))] == [SpeechStarted, SpeechEnded]
-    slow = EnergyVad(silence_ms=800)
+    slow = SpeechDetector(silence_ms=800)
     assert [type(e) for e in slow.feed(tone(0.3) + silence(0.3))] == [SpeechStarted]
     assert slow.in_speech
 
 
 def test_flush_ends_speech_in_progress() -> None:
-    vad = EnergyVad()
+    vad = SpeechDetector()
     assert [type(e) for e in vad.feed(tone(0.3))] == [SpeechStarted]
     ended = vad.flush()
     assert isinstance(ended, SpeechEnded)
@@ -88,8 +88,8 @@ def test_flush_ends_speech_in_progress() -> None:
 @given(st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=40))
 def test_chunking_does_not_change_events(cuts: list[int]) -> None:
     audio = silence(0.3) + tone(0.4) + silence(0.7) + tone(0.2) + silence(0.1)
-    whole = EnergyVad().feed(audio)
-    vad = EnergyVad()
+    whole = SpeechDetector().feed(audio)
+    vad = SpeechDetector()
     pieces: list[VadEvent] = []
     pos = 0
     for cut in cuts * (len(audio) // sum(cuts) + 1):
@@ -102,7 +102,7 @@ def test_chunking_does_not_change_events(cuts: list[int]) -> None:
 
 def test_vad_rejects_bad_rate() -> None:
     with pytest.raises(ValueError, match="sample_rate"):
-        EnergyVad(sample_rate=0)
+        SpeechDetector(sample_rate=0)
 
 
 # ------------------------------------------------------------------------------ speech helpers
@@ -126,7 +126,7 @@ def test_synthetic_tts_is_deterministic_and_speechlike() -> None:
     seconds = len(pcm) / 2 / 24_000
     assert 0.8 < seconds < 3.0
     # What the emulator says is loud enough for its own VAD (e.g. echo tests).
-    events = EnergyVad().feed(speech.resample(pcm, 24_000, 16_000) + silence(0.6))
+    events = SpeechDetector().feed(speech.resample(pcm, 24_000, 16_000) + silence(0.6))
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
     assert speech.synthesize_tones("") == b""
 
@@ -186,5 +186,5 @@ def test_espeak_speaks_at_24khz() -> None:
     pcm = asyncio.run(tts.synthesize("-- hello world"))  # leading dashes must not be flags
     seconds = len(pcm) / 2 / 24_000
     assert 0.4 < seconds < 3.0
-    events = EnergyVad().feed(speech.resample(pcm, 24_000, 16_000) + silence(0.6))
+    events = SpeechDetector().feed(speech.resample(pcm, 24_000, 16_000) + silence(0.6))
     assert SpeechStarted in [type(e) for e in events]

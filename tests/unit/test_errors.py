@@ -6,8 +6,8 @@ import pytest
 from google.genai import errors as genai_errors
 
 from adkvoice.backends.embedded import translate_exception
-from adkvoice.close_codes import describe_close
 from adkvoice.errors import BackendError, ConnectionLostError, ModelRejectedError
+from adkvoice.wire.close_codes import describe_close
 
 
 def _live_close(code: int, reason: str) -> genai_errors.APIError:

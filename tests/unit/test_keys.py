@@ -4,7 +4,7 @@ import asyncio
 import os
 import pty
 
-from adkvoice.keys import Command, KeyReader, TypedLine, command_for
+from adkvoice.ui.keys import Command, KeyReader, TypedLine, command_for
 
 
 def test_key_map() -> None:

@@ -1,7 +1,7 @@
 import asyncio
 import io
 
-from adkvoice.line_input import LineReader
+from adkvoice.ui.line_input import LineReader
 
 
 async def test_piped_lines_then_end() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adkvoice.live_handles import HandleStore, handle_key
+from adkvoice.store.handles import HandleStore, handle_key
 
 
 def test_a_saved_handle_is_loaded_until_it_expires(tmp_path: Path) -> None:

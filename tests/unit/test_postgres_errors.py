@@ -5,7 +5,7 @@ import socket
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from adkvoice.postgres import store_error
+from adkvoice.store.postgres import store_error
 
 LABEL = "postgresql://bob:***@db:5432/adk"
 

@@ -25,7 +25,7 @@ from adkvoice.events import (
     Usage,
     UserText,
 )
-from adkvoice.protocol import (
+from adkvoice.wire.serve_protocol import (
     SSE_DONE,
     AudioInput,
     EndInput,

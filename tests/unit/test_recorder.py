@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adkvoice.dsp import float_to_int16, int16_to_pcm
+from adkvoice.audio.dsp import float_to_int16, int16_to_pcm
+from adkvoice.audio.recorder import Recorder, wav_header
 from adkvoice.events import AgentText, Interrupted, Transcript
-from adkvoice.recorder import Recorder, wav_header
 
 WAV_RATE = 24_000
 T0 = 1000.0
@@ -184,7 +184,7 @@ KILLED_WRITER = """
 import sys, time
 import numpy as np
 from pathlib import Path
-from adkvoice.recorder import Recorder
+from adkvoice.audio.recorder import Recorder
 rec = Recorder(Path(sys.argv[1]), stem="killed", flush_interval_s=0.1, commit_lag_s=0.1)
 tone = (np.sin(np.arange(320) / 3) * 8000).astype(np.int16)
 start = time.monotonic()

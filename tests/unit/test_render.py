@@ -6,7 +6,13 @@ import json
 from rich.console import Console
 
 from adkvoice import events as ev
-from adkvoice.render import JsonLinesView, PlainChatView, RichChatView, format_call, format_value
+from adkvoice.ui.chat_view import (
+    JsonLinesView,
+    PlainChatView,
+    RichChatView,
+    format_call,
+    format_value,
+)
 
 
 def _rich() -> tuple[RichChatView, io.StringIO]:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from adkvoice.ringbuffer import AdaptivePrebuffer, Int16Ring, TimedRing
+from adkvoice.audio.ring import AdaptivePrebuffer, Int16Ring, TimedRing
 
 
 def ramp(start: int, n: int) -> np.ndarray:

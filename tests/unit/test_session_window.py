@@ -8,7 +8,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
-from adkvoice.backends.session_window import SessionWindow
+from adkvoice.store.session_window import SessionWindow
 
 
 async def test_the_runs_session_is_trimmed_and_the_store_keeps_everything(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
 from adkvoice.errors import ConfigError
-from adkvoice.sessions import (
+from adkvoice.store.sessions import (
     default_store_path,
     latest_session_id,
     list_summaries,

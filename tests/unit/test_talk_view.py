@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 
 from adkvoice import events as ev
-from adkvoice.talk_view import (
+from adkvoice.ui.talk_view import (
     TalkState,
     TalkView,
     apply_event,

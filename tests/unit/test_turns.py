@@ -1,5 +1,5 @@
 from adkvoice import events as ev
-from adkvoice.turns import TurnTracker
+from adkvoice.conversation.turns import TurnTracker
 
 
 def _run(events: list[ev.Event]) -> list[bool]:

@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.console import Console
 
-from adkvoice.capture import Capture
-from adkvoice.dsp import (
+from adkvoice.audio.aec import EchoCanceller, EchoStats, try_canceller
+from adkvoice.audio.capture import Capture
+from adkvoice.audio.dsp import (
     MODEL_INPUT_RATE,
     MODEL_OUTPUT_RATE,
     Int16Array,
     StreamResampler,
     float_to_int16,
 )
-from adkvoice.echo import EchoCanceller, EchoStats, try_canceller
-from adkvoice.playback import Playback
-from adkvoice.ringbuffer import TimedBlock
+from adkvoice.audio.playback import Playback
+from adkvoice.audio.ring import TimedBlock
 
 MAX_DELAY_S = 0.7  # search window for the echo (Bluetooth speakers reach ~300 ms)
 MIN_CORRELATION = 0.3  # below this the microphone did not hear the chirps

@@ -11,14 +11,19 @@ from typing import Any
 import pytest
 
 from adkvoice.emulator import FaultController, default_rules, frames
-from adkvoice.emulator import protocol as p
-from adkvoice.emulator.handles import KEEP_PER_CONNECTION, Conversation, HandleOwner, HandleStore
-from adkvoice.emulator.session import (
-    Session,
-    SessionOptions,
+from adkvoice.emulator import client_messages as p
+from adkvoice.emulator.connection import (
+    ConnectionOptions,
+    LiveConnection,
     TransportClosed,
     context_tokens,
     slide_window,
+)
+from adkvoice.emulator.handles import (
+    KEEP_PER_CONNECTION,
+    ContextSnapshot,
+    HandleOwner,
+    IssuedHandles,
 )
 from adkvoice.emulator.speech import PlaceholderStt, SyntheticTts
 from adkvoice.emulator.stats import EmulatorStats
@@ -69,14 +74,14 @@ class Harness:
     def __init__(
         self,
         setup: p.Setup,
-        options: SessionOptions | None = None,
+        options: ConnectionOptions | None = None,
         transport: FakeTransport | None = None,
     ) -> None:
         self.transport = transport or FakeTransport()
         self.stats = EmulatorStats()
         self.faults = FaultController()
-        self.handles = HandleStore()
-        self.session = Session(
+        self.handles = IssuedHandles()
+        self.session = LiveConnection(
             setup,
             transport=self.transport,
             rules=default_rules(),
@@ -85,7 +90,7 @@ class Harness:
             faults=self.faults,
             stats=self.stats,
             handles=self.handles,
-            options=options or SessionOptions(),
+            options=options or ConnectionOptions(),
         )
 
     async def send(self, msg: p.ClientMessage) -> None:
@@ -379,9 +384,9 @@ async def test_connection_record_counts_turns_and_tool_calls() -> None:
 
 def test_handles_expire_after_their_connection_ends() -> None:
     now = [0.0]
-    store = HandleStore(ttl_s=60.0, clock=lambda: now[0])
+    store = IssuedHandles(ttl_s=60.0, clock=lambda: now[0])
     owner = HandleOwner()
-    handle = store.issue(owner, Conversation([p.Turn("user", "hi")], user_turns=1))
+    handle = store.issue(owner, ContextSnapshot([p.Turn("user", "hi")], user_turns=1))
     now[0] = 1000.0
     restored = store.restore(handle)  # the connection is still open: no expiry
     assert restored is not None
@@ -396,10 +401,10 @@ def test_handles_expire_after_their_connection_ends() -> None:
 
 
 def test_a_connection_keeps_only_its_latest_handles() -> None:
-    store = HandleStore()
+    store = IssuedHandles()
     owner = HandleOwner()
     handles = [
-        store.issue(owner, Conversation(user_turns=i)) for i in range(KEEP_PER_CONNECTION + 3)
+        store.issue(owner, ContextSnapshot(user_turns=i)) for i in range(KEEP_PER_CONNECTION + 3)
     ]
     assert [store.get(h) is not None for h in handles] == [False] * 3 + [True] * KEEP_PER_CONNECTION
     latest = store.get(handles[-1])
@@ -417,7 +422,7 @@ class SlowTransport(FakeTransport):
 
 
 async def test_audio_pacing_does_not_drift_with_send_time() -> None:
-    h = Harness(p.Setup(model=MODEL_2), SessionOptions(audio_pacing=1.0), SlowTransport())
+    h = Harness(p.Setup(model=MODEL_2), ConnectionOptions(audio_pacing=1.0), SlowTransport())
     loop = asyncio.get_running_loop()
     await h.send(user("one two three"))
     await h.until(lambda: h.stats.audio_out_bytes > 0)

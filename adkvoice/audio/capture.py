@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from adkvoice import audio_errors as msg
-from adkvoice.audio import DeviceInfo, as_device, close_stream, open_stream, until_running
-from adkvoice.dsp import (
+from adkvoice.audio import device_errors as msg
+from adkvoice.audio.devices import DeviceInfo, as_device, close_stream, open_stream, until_running
+from adkvoice.audio.dsp import (
     MODEL_INPUT_RATE,
     SILENCE_DBFS,
     Chunker,
@@ -29,8 +29,8 @@ from adkvoice.dsp import (
     int16_to_pcm,
     rms_dbfs,
 )
+from adkvoice.audio.ring import TimedRing
 from adkvoice.errors import AudioDeviceError
-from adkvoice.ringbuffer import TimedRing
 
 _monotonic = time.monotonic
 _CLOCK_SLEW = 0.005  # how fast capture stamps may drift later than the sample clock

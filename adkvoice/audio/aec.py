@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from adkvoice.dsp import MODEL_INPUT_RATE, MODEL_OUTPUT_RATE, Int16Array
-from adkvoice.ringbuffer import TimedBlock
+from adkvoice.audio.dsp import MODEL_INPUT_RATE, MODEL_OUTPUT_RATE, Int16Array
+from adkvoice.audio.ring import TimedBlock
 
 FRAME_S = 0.01  # the engine works on 10 ms frames
 INSTALL_HINT = "pip install 'livekit>=1.2,<2'"

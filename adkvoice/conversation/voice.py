@@ -10,7 +10,7 @@ Barge-in: when the user speaks over the agent (local voice detection, or the ser
 `interrupted`), queued agent audio is flushed at once.
 
 Echo, three ways:
-- echo cancellation (the default when a canceller is installed, `adkvoice.echo`): full
+- echo cancellation (the default when a canceller is installed, `adkvoice.audio.aec`): full
   duplex; the model and the local voice detection hear the microphone with the agent's
   own voice taken out, so the user can cut in at normal loudness;
 - `--no-aec` (headphones): full duplex on the raw microphone;
@@ -29,17 +29,17 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
+from adkvoice.audio.aec import EchoCanceller
+from adkvoice.audio.capture import CaptureChunk
+from adkvoice.audio.dsp import EnergyVad, Int16Array, int16_to_pcm, pcm_to_int16, rms_dbfs
+from adkvoice.audio.playback import Playback, ReplyStart
+from adkvoice.audio.recorder import Recorder
 from adkvoice.backends.base import Backend
-from adkvoice.capture import CaptureChunk
-from adkvoice.dsp import EnergyVad, Int16Array, int16_to_pcm, pcm_to_int16, rms_dbfs
-from adkvoice.echo import EchoCanceller
+from adkvoice.conversation.turns import TurnTracker
 from adkvoice.events import AgentAudio, Event, Interrupted, Notice
-from adkvoice.keys import Command, TypedLine
-from adkvoice.playback import Playback, ReplyStart
-from adkvoice.recorder import Recorder
-from adkvoice.talk_view import TalkView, latency_line, playback_finished
 from adkvoice.tasks import cancel_and_wait
-from adkvoice.turns import TurnTracker
+from adkvoice.ui.keys import Command, TypedLine
+from adkvoice.ui.talk_view import TalkView, latency_line, playback_finished
 
 SILENCE_CHUNK = bytes(640)  # 20 ms of 16 kHz s16le
 SILENT_FRAME = np.zeros(320, dtype=np.int16)

@@ -98,7 +98,7 @@ def _postgres(url: str) -> SessionStore:
     for module in ("sqlalchemy", driver):
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"--sessions postgresql needs {module}: {install}")
-    from adkvoice.postgres import PostgresSessionService
+    from adkvoice.store.postgres import PostgresSessionService
 
     label = redact(url)
     try:

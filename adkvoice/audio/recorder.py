@@ -25,7 +25,7 @@ from typing import IO, Self
 
 import numpy as np
 
-from adkvoice.dsp import Int16Array, StreamResampler, pcm_to_int16
+from adkvoice.audio.dsp import Int16Array, StreamResampler, pcm_to_int16
 from adkvoice.events import Event, to_json_dict
 
 WAV_RATE = 24_000

@@ -15,6 +15,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from adkvoice.conversation.turns import TurnTracker
 from adkvoice.events import (
     AgentAudio,
     AgentText,
@@ -31,13 +32,12 @@ from adkvoice.events import (
     UserText,
     to_json_dict,
 )
-from adkvoice.turns import TurnTracker
 
 if TYPE_CHECKING:
     from google.adk.sessions.session import Session
 
-    from adkvoice.audio import DeviceInfo
-    from adkvoice.sessions import SessionSummary
+    from adkvoice.audio.devices import DeviceInfo
+    from adkvoice.store.sessions import SessionSummary
 
 _MAX_VALUE_CHARS = 120
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adkvoice.capture import CaptureChunk
-from adkvoice.dsp import MODEL_INPUT_RATE, StreamResampler, rms_dbfs
+from adkvoice.audio.capture import CaptureChunk
+from adkvoice.audio.dsp import MODEL_INPUT_RATE, StreamResampler, rms_dbfs
 from adkvoice.errors import ConfigError
 
 CHUNK_SAMPLES = MODEL_INPUT_RATE // 50  # 20 ms

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
-from adkvoice.live_handles import HandleStore, conversation_key
-from adkvoice.sessions import SessionStore, latest_session_id, new_session_id, open_store
+from adkvoice.store.handles import HandleStore, conversation_key
+from adkvoice.store.sessions import SessionStore, latest_session_id, new_session_id, open_store
 
 if TYPE_CHECKING:
     from adkvoice.backends.base import Backend
@@ -109,7 +109,7 @@ async def open_backend(
             await remote.close()
         return
 
-    from adkvoice.agent_loading import load_agent_dir, load_bundled_agent
+    from adkvoice.agents.loading import load_agent_dir, load_bundled_agent
     from adkvoice.backends.embedded import EmbeddedBackend
 
     # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.

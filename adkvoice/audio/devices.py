@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from adkvoice import audio_errors as msg
-from adkvoice.audio_errors import Kind
-from adkvoice.dsp import MODEL_INPUT_RATE
+from adkvoice.audio import device_errors as msg
+from adkvoice.audio.device_errors import Kind
+from adkvoice.audio.dsp import MODEL_INPUT_RATE
 from adkvoice.errors import AudioDeviceError
 
 CANDIDATE_RATES = (16_000, 24_000, 44_100, 48_000)

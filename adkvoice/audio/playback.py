@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from adkvoice import audio_errors as msg
-from adkvoice.audio import DeviceInfo, as_device, close_stream, open_stream, until_running
-from adkvoice.dsp import (
+from adkvoice.audio import device_errors as msg
+from adkvoice.audio.devices import DeviceInfo, as_device, close_stream, open_stream, until_running
+from adkvoice.audio.dsp import (
     MODEL_OUTPUT_RATE,
     Int16Array,
     ResampleQuality,
     StreamResampler,
     pcm_to_int16,
 )
-from adkvoice.ringbuffer import AdaptivePrebuffer, Int16Ring, TimedBlock, TimedRing
+from adkvoice.audio.ring import AdaptivePrebuffer, Int16Ring, TimedBlock, TimedRing
 
 _monotonic = time.monotonic
 

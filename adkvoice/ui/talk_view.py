@@ -26,7 +26,7 @@ from adkvoice.events import (
     Transcript,
     TurnComplete,
 )
-from adkvoice.render import format_call, format_duration, format_value
+from adkvoice.ui.chat_view import format_call, format_duration, format_value
 
 Mode = Literal["listening", "thinking", "speaking", "muted", "reconnecting"]
 

@@ -41,15 +41,15 @@ from typing import Any, Protocol
 
 from adkvoice.errors import ProtocolError
 
+from . import client_messages as p
 from . import frames
-from . import protocol as p
 from .faults import Fault, FaultController, seconds_of
-from .handles import Conversation, HandleOwner, HandleStore
+from .handles import ContextSnapshot, HandleOwner, IssuedHandles
 from .models import is_gemini_3_live
 from .rules import Rules, TemplateContext, render
 from .speech import Stt, Tts, placeholder_transcript, resample
 from .stats import Compression, ConnectionRecord, EmulatorStats
-from .vad import DEFAULT_SILENCE_MS, DEFAULT_START_MS, EnergyVad, SpeechEnded, SpeechStarted
+from .vad import DEFAULT_SILENCE_MS, DEFAULT_START_MS, SpeechDetector, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
-class SessionOptions:
+class ConnectionOptions:
     text_chunk_delay_s: float = 0.0
     audio_pacing: float = 0.0
     think_time_s: float = 0.0
@@ -123,7 +123,7 @@ def slide_window(history: list[p.Turn], system: str, target_tokens: int) -> int:
     return 0
 
 
-class Session:
+class LiveConnection:
     def __init__(
         self,
         setup: p.Setup,
@@ -134,13 +134,13 @@ class Session:
         stt: Stt,
         faults: FaultController,
         stats: EmulatorStats,
-        handles: HandleStore,
-        options: SessionOptions,
-        conversation: Conversation | None = None,
+        handles: IssuedHandles,
+        options: ConnectionOptions,
+        conversation: ContextSnapshot | None = None,
     ) -> None:
         self.setup = setup
         self.record = ConnectionRecord(model=setup.model, resumed=conversation is not None)
-        self.conversation = conversation or Conversation()
+        self.conversation = conversation or ContextSnapshot()
         self._transport = transport
         self._rules = rules
         self._tts = tts
@@ -154,9 +154,9 @@ class Session:
         self._functions = set(setup.function_names)
         self._system = setup.system_instruction
         det = setup.activity_detection
-        self._vad: EnergyVad | None = None
+        self._vad: SpeechDetector | None = None
         if not det.disabled:
-            self._vad = EnergyVad(
+            self._vad = SpeechDetector(
                 start_ms=det.prefix_padding_ms or DEFAULT_START_MS,
                 silence_ms=det.silence_duration_ms or DEFAULT_SILENCE_MS,
             )
@@ -210,7 +210,7 @@ class Session:
     async def _send(self, frame: p.JsonObject) -> None:
         await self._transport.send(frames.encode(frame))
 
-    # LiveConnection (fault controller) ---------------------------------------------------
+    # FaultTarget (fault controller) -- ---------------------------------------------------
     async def go_away(self, time_left_s: float, *, send_handle: bool) -> None:
         if send_handle and self.setup.resumption and not self._model_turn_open:
             await self._issue_handle()
