@@ -1,4 +1,4 @@
-"""The `adkvoice` command line: parse flags, build settings, call the app.
+"""The `adkvoice` command line: parse flags, build settings, run the command.
 
 No asyncio and no ADK imports at module level, so `adkvoice --help` and `--version`
 stay fast.
@@ -9,17 +9,33 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from adkvoice import __version__
+from adkvoice.cli_options import (
+    AgentArg,
+    AgentOpt,
+    BackendOpt,
+    BackendOption,
+    CompressionOpt,
+    DebugOpt,
+    EmulatorRulesOpt,
+    ModelOpt,
+    ResumeOpt,
+    SessionIdArg,
+    SessionIdOpt,
+    SessionsOpt,
+    TokenOpt,
+    UrlOpt,
+    UserOpt,
+    connect_settings,
+    fail,
+    parse_compression,
+)
 from adkvoice.errors import AdkVoiceError
-
-if TYPE_CHECKING:
-    from adkvoice.config import ConnectSettings
 
 EXIT_INTERNAL = 70
 
@@ -38,12 +54,6 @@ app = typer.Typer(
 )
 
 
-class BackendOption(StrEnum):
-    auto = "auto"
-    gemini = "gemini"
-    emulator = "emulator"
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"adkvoice {__version__}")
@@ -60,14 +70,6 @@ def _root(
     pass
 
 
-def _fail(message: str, code: int) -> None:
-    from rich.console import Console
-    from rich.text import Text
-
-    Console(stderr=True, soft_wrap=True).print(Text.assemble(("adkvoice: ", "bold red"), message))
-    raise typer.Exit(code)
-
-
 def _run(action: Callable[[], int], debug: bool) -> None:
     """Run an app entry point; any error a user can cause ends in one clear line."""
     try:
@@ -75,158 +77,17 @@ def _run(action: Callable[[], int], debug: bool) -> None:
     except AdkVoiceError as exc:
         if debug:
             traceback.print_exc()
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        _fail(
+        fail(
             f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
             "traceback and report it)",
             EXIT_INTERNAL,
         )
     else:
         raise typer.Exit(code)
-
-
-AgentArg = Annotated[
-    Path | None,
-    typer.Argument(
-        help="The agent's directory (with agent.py exposing root_agent, and its .env), as "
-        "for `adk run`. Default: the built-in assistant.",
-        show_default=False,
-    ),
-]
-BackendOpt = Annotated[
-    BackendOption,
-    typer.Option(
-        "--backend",
-        help="Where the model runs: [b]gemini[/] (needs credentials), [b]emulator[/] (the "
-        "built-in offline Live API emulator) or [b]auto[/] (gemini when credentials are set).",
-        case_sensitive=False,
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", "-m", help="Override the agent's live model name.", show_default=False),
-]
-UrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        help="Talk to a remote agent instead: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, or any server speaking the ADK streaming sample's protocol) or ws://HOST:PORT/run_live?app_name=AGENT (adk api_server / adk web).",
-        show_default=False,
-    ),
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="ADKVOICE_TOKEN",
-        help="The token a remote server (--url) asks for.",
-        show_default=False,
-    ),
-]
-SessionsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--sessions",
-        envvar="ADKVOICE_SESSIONS",
-        help="Where conversations are kept: a SQLite file path (default: sessions.db in your "
-        "data directory), [b]memory[/] (not kept), or postgresql://…",
-        show_default=False,
-    ),
-]
-SessionIdOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--session",
-        "--session-id",
-        help="Continue (or start) the conversation with this id.",
-        show_default=False,
-    ),
-]
-ResumeOpt = Annotated[
-    bool,
-    typer.Option("--resume", "-r", help="Continue the latest conversation with this agent."),
-]
-CompressionOpt = Annotated[
-    str,
-    typer.Option(
-        "--context-compression",
-        metavar="on|off|TOKENS",
-        help="Context window compression for long conversations: [b]on[/] (the model's "
-        "defaults), [b]off[/], or the context size in tokens at which the oldest turns start "
-        "to be dropped.",
-    ),
-]
-EmulatorRulesOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--emulator-rules",
-        help="A rules file (TOML) for the emulator's replies.",
-        exists=True,
-        dir_okay=False,
-        show_default=False,
-    ),
-]
-UserOpt = Annotated[str, typer.Option("--user-id", help="The ADK user id.")]
-DebugOpt = Annotated[
-    bool, typer.Option("--debug", help="Show debug logs and tracebacks on errors.")
-]
-
-
-def _parse_compression(value: str) -> int | None:
-    from adkvoice.config import parse_context_compression
-    from adkvoice.errors import ConfigError
-
-    try:
-        return parse_context_compression(value)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
-        raise  # not reached: _fail exits
-
-
-def _connect_settings(
-    *,
-    agent: Path | None,
-    url: str | None,
-    token: str | None,
-    backend: BackendOption,
-    model: str | None,
-    text: bool,
-    user_id: str,
-    session_id: str | None,
-    resume: bool,
-    sessions: str | None,
-    rules: Path | None,
-    compression: str = "on",
-) -> ConnectSettings:
-    from adkvoice.config import ConnectSettings
-
-    context_compression = _parse_compression(compression)
-
-    if url is not None:
-        if agent is not None:
-            _fail("give an agent directory or --url, not both", 2)
-        if resume or session_id is not None:
-            _fail(
-                "with --url the session id is part of the URL (…/ws/SESSION_ID); drop --resume/--session",
-                2,
-            )
-    return ConnectSettings(
-        agent_path=agent,
-        url=url,
-        token=token,
-        backend=backend.value,
-        model=model,
-        text_replies=text,
-        user_id=user_id,
-        session_id=session_id,
-        resume=resume,
-        sessions=sessions,
-        emulator_rules=rules,
-        context_compression=context_compression,
-    )
 
 
 @app.command()
@@ -279,7 +140,7 @@ def chat(
         output = "plain"
     else:
         output = "rich"
-    connect = _connect_settings(
+    connect = connect_settings(
         agent=agent,
         url=url,
         token=token,
@@ -296,7 +157,7 @@ def chat(
     settings = ChatSettings(connect=connect, output=output, timeout_s=timeout, debug=debug)
 
     def action() -> int:
-        from adkvoice.app import run_chat
+        from adkvoice.commands.chat import run_chat
 
         return run_chat(settings)
 
@@ -333,7 +194,7 @@ def emulator(
     settings = EmulatorSettings(host=host, port=port, rules=rules, debug=debug)
 
     def action() -> int:
-        from adkvoice.app import run_emulator
+        from adkvoice.commands.emulator import run_emulator
 
         return run_emulator(settings)
 
@@ -408,7 +269,7 @@ def serve(
     from adkvoice.config import ServeSettings
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
-        _fail(f"--log-level must be debug, info, warning or error, not {log_level!r}", 2)
+        fail(f"--log-level must be debug, info, warning or error, not {log_level!r}", 2)
     settings = ServeSettings(
         agent_path=agent,
         host=host,
@@ -424,11 +285,11 @@ def serve(
         log_level=log_level.lower(),
         emulator_rules=rules,
         debug=debug,
-        context_compression=_parse_compression(compression),
+        context_compression=parse_compression(compression),
     )
 
     def action() -> int:
-        from adkvoice.app import run_serve
+        from adkvoice.commands.serve import run_serve
 
         return run_serve(settings)
 
@@ -514,13 +375,13 @@ def talk(
     if echo_test:
 
         def measure() -> int:
-            from adkvoice.app import run_echo_test
+            from adkvoice.commands.echo_test import run_echo_test
 
             return run_echo_test(input_device, output_device, debug)
 
         _run(measure, debug)
         return
-    connect = _connect_settings(
+    connect = connect_settings(
         agent=agent,
         url=url,
         token=token,
@@ -546,7 +407,7 @@ def talk(
     )
 
     def action() -> int:
-        from adkvoice.app import run_talk
+        from adkvoice.commands.talk import run_talk
 
         return run_talk(settings)
 
@@ -558,7 +419,7 @@ def devices(debug: DebugOpt = False) -> None:
     """List audio inputs and outputs: index, name, default marks and the rates each accepts."""
 
     def action() -> int:
-        from adkvoice.app import run_devices
+        from adkvoice.commands.devices import run_devices
 
         return run_devices(debug)
 
@@ -584,23 +445,11 @@ def _sessions(
     settings = SessionsSettings(agent_path=agent, sessions=sessions, user_id=user_id, debug=debug)
 
     def run() -> int:
-        from adkvoice.app import run_sessions
+        from adkvoice.commands.sessions import run_sessions
 
         return run_sessions(settings, action, session_id)
 
     _run(run, debug)
-
-
-SessionIdArg = Annotated[str, typer.Argument(help="The conversation id (see `sessions list`).")]
-AgentOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--agent",
-        "-a",
-        help="The agent directory (default: the built-in assistant).",
-        show_default=False,
-    ),
-]
 
 
 @sessions_app.command("list")

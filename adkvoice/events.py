@@ -2,8 +2,13 @@
 
 Every backend turns what it talks to (ADK events, a remote server's frames) into these
 events; the view, the recorder, the audio sink and the server see nothing else. Events are
-immutable and carry a monotonic timestamp taken when the backend produced them, so latency
-can be measured anywhere downstream.
+immutable and carry a monotonic timestamp taken when they were produced, so latency can be
+measured anywhere downstream and sinks never read the clock themselves.
+
+Two events are derived rather than received: `AnswerComplete` (every backend emits it
+once the agent has finished answering, see `adkvoice.backends.turns`) and
+`Interrupted` with `source="user"` (the conversation core emits it when the local voice
+detector hears the user cut in).
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Speaker = Literal["user", "agent"]
+Modality = Literal["TEXT", "AUDIO"]  # how the agent answers: text parts, or speech
+# Who cut the agent's reply short: the model (it heard the user), the user (the local voice
+# detector or the talk key, before the model noticed), or a lost connection.
+InterruptSource = Literal["model", "user", "connection"]
 
 
 def _now() -> float:
@@ -83,8 +92,16 @@ class TurnComplete(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerComplete(_Base):
+    """The agent has finished answering the user's turn: the model turn that ended it was
+    not just a tool call's. Follows the `TurnComplete` that ends the answer."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Interrupted(_Base):
     """The agent's reply was cut off: drop any agent audio still queued."""
+
+    source: InterruptSource = "model"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +140,7 @@ Event = (
     | ToolCall
     | ToolResult
     | TurnComplete
+    | AnswerComplete
     | Interrupted
     | Usage
     | ResumptionHandle
@@ -138,6 +156,7 @@ _TYPE_NAMES: dict[type[_Base], str] = {
     ToolCall: "tool_call",
     ToolResult: "tool_result",
     TurnComplete: "turn_complete",
+    AnswerComplete: "answer_complete",
     Interrupted: "interrupted",
     Usage: "usage",
     ResumptionHandle: "resumption",
@@ -151,41 +170,89 @@ def event_type(event: Event) -> str:
     return _TYPE_NAMES[type(event)]
 
 
+def event_fields(event: Event) -> dict[str, Any]:
+    """An event's own fields as JSON values, under their wire names (audio: its size and
+    duration only). One definition for `--json`, the recorder and the adkvoice.v1 wire."""
+    if isinstance(event, UserText):
+        return {"text": event.text}
+    if isinstance(event, AgentText):
+        return {"text": event.text, "partial": event.partial}
+    if isinstance(event, Transcript):
+        return {"speaker": event.speaker, "text": event.text, "finished": event.finished}
+    if isinstance(event, AgentAudio):
+        return {
+            "sample_rate": event.sample_rate,
+            "bytes": len(event.pcm),
+            "duration_s": round(event.duration_s, 4),
+        }
+    if isinstance(event, ToolCall):
+        return {"id": event.call_id, "name": event.name, "args": event.args}
+    if isinstance(event, ToolResult):
+        duration = None if event.duration_s is None else round(event.duration_s, 4)
+        return {
+            "id": event.call_id,
+            "name": event.name,
+            "response": event.response,
+            "duration_s": duration,
+        }
+    if isinstance(event, Usage):
+        return {
+            "prompt_tokens": event.prompt_tokens,
+            "response_tokens": event.response_tokens,
+            "total_tokens": event.total_tokens,
+        }
+    if isinstance(event, ResumptionHandle):
+        return {"handle": event.handle, "resumable": event.resumable}
+    if isinstance(event, Notice):
+        return {"message": event.message, "level": event.level}
+    if isinstance(event, ErrorEvent):
+        return {"message": event.message, "retryable": event.retryable}
+    if isinstance(event, Interrupted):
+        # The model is the usual source; logs written before sources existed stay the same.
+        return {} if event.source == "model" else {"source": event.source}
+    return {}
+
+
 def to_json_dict(event: Event, *, include_audio: bool = False) -> dict[str, Any]:
     """A JSON-ready dict for `--json` output and the recorder.
 
     Audio payloads are large; by default only their size and duration are written.
     """
     out: dict[str, Any] = {"type": event_type(event), "t": round(event.at, 6)}
-    if isinstance(event, UserText):
-        out.update(text=event.text)
-    elif isinstance(event, AgentText):
-        out.update(text=event.text, partial=event.partial)
-    elif isinstance(event, Transcript):
-        out.update(speaker=event.speaker, text=event.text, finished=event.finished)
-    elif isinstance(event, AgentAudio):
-        out.update(
-            sample_rate=event.sample_rate,
-            bytes=len(event.pcm),
-            duration_s=round(event.duration_s, 4),
-        )
-        if include_audio:
-            out["data"] = base64.b64encode(event.pcm).decode("ascii")
-    elif isinstance(event, ToolCall):
-        out.update(id=event.call_id, name=event.name, args=event.args)
-    elif isinstance(event, ToolResult):
-        duration = None if event.duration_s is None else round(event.duration_s, 4)
-        out.update(id=event.call_id, name=event.name, response=event.response, duration_s=duration)
-    elif isinstance(event, Usage):
-        out.update(
-            prompt_tokens=event.prompt_tokens,
-            response_tokens=event.response_tokens,
-            total_tokens=event.total_tokens,
-        )
-    elif isinstance(event, ResumptionHandle):
-        out.update(handle=event.handle, resumable=event.resumable)
-    elif isinstance(event, Notice):
-        out.update(message=event.message, level=event.level)
-    elif isinstance(event, ErrorEvent):
-        out.update(message=event.message, retryable=event.retryable)
+    out.update(event_fields(event))
+    if include_audio and isinstance(event, AgentAudio):
+        out["data"] = base64.b64encode(event.pcm).decode("ascii")
     return out
+
+
+class SegmentText:
+    """One streamed segment of agent text or a transcript: deltas, then (usually) the
+    whole text once. What is new is shown once: the whole text is passed on only when no
+    delta of it was, so nothing shows twice and nothing is lost when a producer sends no
+    deltas."""
+
+    def __init__(self) -> None:
+        self._deltas: list[str] = []
+
+    @property
+    def streamed(self) -> bool:
+        """A delta of the current segment has been passed on."""
+        return bool(self._deltas)
+
+    @property
+    def text(self) -> str:
+        """The deltas of the current segment so far."""
+        return "".join(self._deltas)
+
+    def feed(self, text: str, *, final: bool) -> str | None:
+        """The text to show for one piece; a final (whole) piece ends the segment."""
+        if not final:
+            if text:
+                self._deltas.append(text)
+            return text or None
+        shown = None if self._deltas else (text or None)
+        self._deltas.clear()
+        return shown
+
+    def reset(self) -> None:
+        self._deltas.clear()

@@ -21,7 +21,7 @@ nginx.
     Per step: turns per second, how the sessions split over the two instances (/readyz),
     and CPU (% of one core) of each instance, the emulator, nginx, PostgreSQL, this
     generator and the rest of the machine.
-(b) Failover. A session through nginx (adkvoice's own client: SeedsRemote, what
+(b) Failover. A session through nginx (adkvoice's own client: RemoteBackend, what
     `adkvoice chat --url` runs) says something; the instance holding it is killed with
     SIGKILL and at once the client asks "what did I say?". Resume = kill → the first text
     of that reply, which must quote the earlier message (the new instance read it from
@@ -359,13 +359,14 @@ class Trial:
 
 
 async def failover_trial(stack: Stack, index: int) -> Trial:
-    from adkvoice.backends.remote import SeedsRemote
+    from adkvoice.backends.endpoints import SeedsEndpoint
+    from adkvoice.backends.remote import RemoteBackend
     from adkvoice.events import AgentText, Notice, TurnComplete
 
     assert stack.nginx is not None
     words = f"the code word is {random.choice(['amber', 'birch', 'cobalt', 'delta'])}{index}"
     url = stack.nginx.ws_url(f"failover-{index}-{os.urandom(3).hex()}")
-    remote = SeedsRemote(url, modality="TEXT", token=stack.token)
+    remote = RemoteBackend(SeedsEndpoint(url, modality="TEXT"), token=stack.token)
     await remote.start()
     events = remote.events()
     try:

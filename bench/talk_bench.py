@@ -222,21 +222,27 @@ async def in_process(
 
     first_audio: list[float] = []
     reply_open = False
-    original_handle = session.handle
+    flushes: list[float] = []
 
-    def timed_handle(event: Event) -> None:
-        nonlocal reply_open
-        original_handle(event)
-        if isinstance(event, AgentAudio):
-            fig.recv_to_ring.append(time.monotonic() - event.at)
-            fig.delivered_s += event.duration_s
-            if not reply_open:
-                first_audio.append(event.at)
-                reply_open = True
-        elif isinstance(event, (TurnComplete, Interrupted)):
-            reply_open = False
+    class Timing:
+        """A sink beside the speaker: delivery times, reply starts, local cut-ins."""
 
-    session.handle = timed_handle  # type: ignore[method-assign]
+        def handle(self, event: Event) -> None:
+            nonlocal reply_open
+            if isinstance(event, AgentAudio):
+                fig.recv_to_ring.append(time.monotonic() - event.at)
+                fig.delivered_s += event.duration_s
+                if not reply_open:
+                    first_audio.append(event.at)
+                    reply_open = True
+            elif isinstance(event, Interrupted) and event.source == "user":
+                flushes.append(time.monotonic())
+                fig.events.append((round(time.monotonic() - (callbacks or [0.0])[0], 2), "flush"))
+                reply_open = False
+            elif isinstance(event, (TurnComplete, Interrupted)):
+                reply_open = False
+
+    session.conversation.add_sink(Timing())
     starts: list[ReplyStart] = []
     original_on_start = session._on_reply_start
 
@@ -246,18 +252,6 @@ async def in_process(
         original_on_start(start)
 
     playback.on_reply_start = on_start
-    flushes: list[float] = []
-    original_barge = session._barge_in
-
-    def barge() -> None:
-        nonlocal reply_open
-        if playback.playing:
-            flushes.append(time.monotonic())
-            fig.events.append((round(time.monotonic() - (callbacks or [0.0])[0], 2), "flush"))
-            reply_open = False
-        original_barge()
-
-    session._barge_in = barge  # type: ignore[method-assign]
     played: list[TimedBlock] = []
     original_read = playback.read_played
 
@@ -361,7 +355,7 @@ async def steady_reply(
 
 
 async def feeder(seconds: float, chunk_ms: int = 40, jitter_ms: float = 0.0) -> Figures:
-    """Agent audio into the real playback path (`TalkSession.handle`) on an exact
+    """Agent audio into the real playback path (the conversation core) on an exact
     real-time schedule, `chunk_ms` per chunk: steady delivery, without a model."""
     from rich.console import Console
 
@@ -390,7 +384,7 @@ async def feeder(seconds: float, chunk_ms: int = 40, jitter_ms: float = 0.0) -> 
                 break
             await asyncio.sleep(max(0.0, due - loop.time()))
             before = time.monotonic()
-            session.handle(AgentAudio(pcm=chunk))
+            session.conversation.publish(AgentAudio(pcm=chunk))
             fig.recv_to_ring.append(time.monotonic() - before)
             if k == round(500 / chunk_ms):  # from 0.5 s on: steady state
                 u0, d0 = playback.underruns, playback.device_underflows

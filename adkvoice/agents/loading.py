@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,20 @@ class LoadedAgent:
     agent: BaseAgent | None
     app: App | None
     source: str  # shown to the user: a path or "built-in assistant"
+
+
+def with_model(loaded: LoadedAgent, model: str | None) -> LoadedAgent:
+    """`loaded` with its root agent on `model`, as a copy: the loaded agent stays as it is,
+    because the server shares it between sessions and routes."""
+    from google.adk.agents.llm_agent import LlmAgent
+
+    root = loaded.app.root_agent if loaded.app is not None else loaded.agent
+    if not model or not isinstance(root, LlmAgent):
+        return loaded
+    clone = root.clone(update={"model": model})
+    if loaded.app is not None:
+        return replace(loaded, app=loaded.app.model_copy(update={"root_agent": clone}))
+    return replace(loaded, agent=clone)
 
 
 def app_name_for(path: Path | None) -> str:

@@ -176,7 +176,8 @@ class Recorder:
         """Agent audio whose first sample left the speaker at monotonic time `t`."""
         self._add(self._agent, pcm, t, sample_rate)
 
-    def add_event(self, event: Event) -> None:
+    def handle(self, event: Event) -> None:
+        """A conversation event, as a JSON line with its offset into the recording."""
         if self._closed:
             return
         line = to_json_dict(event)

@@ -1,25 +1,41 @@
-"""The interface every backend implements (embedded ADK, remote servers)."""
+"""The interface every backend implements (embedded ADK, remote servers, scripted)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from adkvoice.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend's transport can carry. Checked before connecting, so a feature the
+    transport lacks is one clear line up front rather than a failure mid-conversation."""
+
+    push_to_talk: bool  # activity start/end signals (the model's voice detection off)
+    tool_events: bool  # tool calls and results are seen, not only their effect
+    user_transcripts: bool  # what the model heard the user say
+    usage: bool = False  # token counts
 
 
 class Backend(Protocol):
     """A live conversation with one agent.
 
     `start` connects; `events` yields normalized events until the conversation ends and
-    raises an `adkvoice.errors.BackendError` subclass when the connection fails. All
-    methods are called from the event loop that owns the backend.
+    raises an `adkvoice.errors.BackendError` subclass when the connection fails. Every
+    backend emits `AnswerComplete` once after the `TurnComplete` that ends an answer.
+    All methods are called from the event loop that owns the backend.
     """
 
     @property
     def description(self) -> str:
         """One line saying what this backend talks to, for the status line."""
         ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     async def start(self) -> None: ...
 

@@ -12,17 +12,20 @@ from typing import TYPE_CHECKING, Literal
 
 from google.adk.agents.live_request_queue import LiveRequest, LiveRequestQueue
 
+from adkvoice.agents.loading import with_model
 from adkvoice.backends import link
+from adkvoice.backends.base import Capabilities
+from adkvoice.backends.outbox import Outbox
 from adkvoice.backends.recovery import (
     MAX_HELD_AUDIO_BYTES,
-    MIC_BYTES_PER_SECOND,
     AnsweredFromHistory,
-    AudioHold,
     Backoff,
     GiveUp,
     Retry,
+    SendHold,
     ToolReplay,
     TurnLedger,
+    dropped_audio_notice,
 )
 from adkvoice.errors import (
     BackendError,
@@ -30,7 +33,7 @@ from adkvoice.errors import (
     ConnectionLostError,
     ModelRejectedError,
 )
-from adkvoice.events import Event, Interrupted, Notice, ResumptionHandle
+from adkvoice.events import AnswerComplete, Event, Interrupted, Modality, ResumptionHandle
 from adkvoice.store.session_window import SessionWindow
 from adkvoice.store.sessions import new_session_id
 from adkvoice.tasks import cancel_and_wait
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Modality = Literal["TEXT", "AUDIO"]
+ActivitySignal = Literal["activity_start", "activity_end"]  # push-to-talk, held in order
 
 
 def translate_exception(exc: BaseException, model: str) -> BackendError:
@@ -136,10 +139,8 @@ class EmbeddedBackend:
         self._handle: str | None = None  # the latest resumption handle
         self._backoff = backoff or Backoff()
         self._queue: LiveRequestQueue | None = None
-        # None marks the end of the conversation.
-        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._outbox = Outbox()
         self._task: asyncio.Task[None] | None = None
-        self._failure: BackendError | None = None
         self._model_name = ""
         self._closing = False
         self._last_error: str | None = None
@@ -149,7 +150,13 @@ class EmbeddedBackend:
         self._link_is_up = False
         self._ledger = TurnLedger()
         self.tool_replay = ToolReplay()
-        self._audio_hold = AudioHold(MAX_HELD_AUDIO_BYTES)
+        # Microphone audio and push-to-talk signals, in order: a signal must not overtake
+        # the audio it frames.
+        self._audio_hold: SendHold[bytes | ActivitySignal] = SendHold(MAX_HELD_AUDIO_BYTES)
+
+    capabilities = Capabilities(
+        push_to_talk=True, tool_events=True, user_transcripts=True, usage=True
+    )
 
     @property
     def description(self) -> str:
@@ -170,9 +177,14 @@ class EmbeddedBackend:
 
         service = SessionWindow(self._session_service or InMemorySessionService())
         root = self._loaded.app.root_agent if self._loaded.app else self._loaded.agent
+        if (
+            self._model_override
+            and isinstance(root, LlmAgent)
+            and root.canonical_live_model.model != self._model_override
+        ):
+            self._loaded = with_model(self._loaded, self._model_override)
+            root = self._loaded.app.root_agent if self._loaded.app else self._loaded.agent
         if isinstance(root, LlmAgent):
-            if self._model_override and root.canonical_live_model.model != self._model_override:
-                root.model = self._model_override
             self._model_name = root.canonical_live_model.model
             self._observed = link.install(root)
         if self._loaded.app is not None:
@@ -250,7 +262,7 @@ class EmbeddedBackend:
                     log.debug("run_live failed", exc_info=True)
                     error = translate_exception(exc, self._model_name)
                     self._last_error = str(error)
-                if self._closing or self._failure is not None:
+                if self._closing or self._outbox.failure is not None:
                     return
                 connected = self._ledger.connections > opened_before
                 if handle is not None and not connected:
@@ -270,7 +282,7 @@ class EmbeddedBackend:
                     )
                     continue
                 if not isinstance(error, ConnectionLostError):
-                    self._failure = error
+                    self._outbox.failure = error
                     return
                 if connected:
                     delays, attempt = self._backoff.delays(), 0  # it worked for a while
@@ -278,7 +290,7 @@ class EmbeddedBackend:
                 delay = next(delays, None)
                 attempt += 1
                 if delay is None:
-                    self._failure = ConnectionLostError(
+                    self._outbox.failure = ConnectionLostError(
                         f"{error} (gave up after {self._backoff.attempts} attempts)"
                     )
                     return
@@ -288,7 +300,7 @@ class EmbeddedBackend:
                 )
                 await asyncio.sleep(delay)
         finally:
-            self._events.put_nowait(None)
+            self._outbox.end()
 
     async def _run_live_once(self, runner: Runner, handle: str | None) -> None:
         from google.adk.agents.run_config import RunConfig
@@ -312,12 +324,14 @@ class EmbeddedBackend:
     def _deliver(self, event: Event) -> None:
         if isinstance(event, ResumptionHandle) and event.resumable:
             self._keep_handle(event.handle)
-        if self._ledger.observe(event):
+        answered = self._ledger.observe(event)
+        self._outbox.put(event)
+        if answered:
             self.tool_replay.new_turn()
-        self._events.put_nowait(event)
+            self._outbox.put(AnswerComplete())
 
     def _notice(self, message: str, *, level: Literal["info", "warning"] = "warning") -> None:
-        self._events.put_nowait(Notice(message=message, level=level))
+        self._outbox.notice(message, level=level)
 
     def _keep_handle(self, handle: str) -> None:
         self._handle = handle
@@ -340,12 +354,12 @@ class EmbeddedBackend:
             self._notice(f"reconnected to the model ({how})", level="info")
         if isinstance(outcome, AnsweredFromHistory):
             if outcome.had_output:
-                self._events.put_nowait(Interrupted())
+                self._outbox.put(Interrupted(source="connection"))
             self.tool_replay.repeating()
         elif isinstance(outcome, Retry):
             if outcome.had_output:
                 # The part already shown will not be finished; a fresh answer follows.
-                self._events.put_nowait(Interrupted())
+                self._outbox.put(Interrupted(source="connection"))
             self._notice("the connection ended before the reply was complete; asking again")
             self.tool_replay.repeating()
             request = _text_request(outcome.text)
@@ -354,20 +368,22 @@ class EmbeddedBackend:
         elif isinstance(outcome, GiveUp):
             # The same message keeps breaking the connection: end rather than loop.
             why = self._last_error or "the connection to the model kept ending mid-reply"
-            self._failure = ConnectionLostError(
+            self._outbox.failure = ConnectionLostError(
                 f"{why}; your message got no complete reply in {outcome.failures} attempts"
             )
             self._queue.close()
             return
         dropped = self._audio_hold.dropped_bytes
-        for pcm in self._audio_hold.take():
-            self._queue.send_realtime(_audio_blob(pcm))
+        for item in self._audio_hold.take():
+            if item == "activity_start":
+                self._queue.send_activity_start()
+            elif item == "activity_end":
+                self._queue.send_activity_end()
+            else:
+                assert isinstance(item, bytes)
+                self._queue.send_realtime(_audio_blob(item))
         if dropped:
-            self._notice(
-                f"{dropped / MIC_BYTES_PER_SECOND:.1f} s of microphone audio was dropped while "
-                f"{'reconnecting' if self._ledger.connections > 1 else 'connecting'} (only "
-                f"the last {MAX_HELD_AUDIO_BYTES / MIC_BYTES_PER_SECOND:.0f} s are kept)"
-            )
+            self._notice(dropped_audio_notice(dropped, reconnecting=self._ledger.connections > 1))
 
     def link_down(self, *, failed: bool) -> None:
         self._link_is_up = False
@@ -378,8 +394,7 @@ class EmbeddedBackend:
     def _require_queue(self) -> LiveRequestQueue:
         if self._queue is None:
             raise RuntimeError("backend not started")
-        if self._failure is not None:
-            raise self._failure
+        self._outbox.raise_if_failed()
         return self._queue
 
     async def send_text(self, text: str) -> None:
@@ -393,26 +408,27 @@ class EmbeddedBackend:
         queue = self._require_queue()
         if self._observed and not self._link_is_up:
             # Not connected yet, or reconnecting: hold a bounded amount for afterwards.
-            if self._audio_hold.add(pcm16k):
+            if self._audio_hold.add(pcm16k, audio_bytes=len(pcm16k)):
                 log.debug("audio hold full: dropping the oldest audio")
             return
         queue.send_realtime(_audio_blob(pcm16k))
 
     async def send_activity_start(self) -> None:
-        self._require_queue().send_activity_start()
+        queue = self._require_queue()
+        if self._observed and not self._link_is_up:
+            self._audio_hold.add("activity_start")
+            return
+        queue.send_activity_start()
 
     async def send_activity_end(self) -> None:
-        self._require_queue().send_activity_end()
+        queue = self._require_queue()
+        if self._observed and not self._link_is_up:
+            self._audio_hold.add("activity_end")
+            return
+        queue.send_activity_end()
 
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._events.get()
-            if item is None:
-                self._events.put_nowait(None)  # later callers see the end too
-                if self._failure is not None:
-                    raise self._failure
-                return
-            yield item
+    def events(self) -> AsyncIterator[Event]:
+        return self._outbox.events()
 
     async def close(self) -> None:
         self._closing = True

@@ -11,22 +11,36 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
+from adkvoice.errors import ConfigError
+from adkvoice.events import Modality, Notice
 from adkvoice.store.handles import HandleStore, conversation_key
 from adkvoice.store.sessions import SessionStore, latest_session_id, new_session_id, open_store
 
 if TYPE_CHECKING:
+    from google.adk.sessions.base_session_service import BaseSessionService
+
+    from adkvoice.agents.loading import LoadedAgent
     from adkvoice.backends.base import Backend
+    from adkvoice.backends.embedded import EmbeddedBackend
     from adkvoice.emulator import Emulator
+
+
+# Where the factory's notices go: the command's conversation (its views), or stderr.
+Notify = Callable[[Notice], None]
+
+
+def _info(notify: Notify, message: str) -> None:
+    notify(Notice(message=message, level="info"))
 
 
 @contextlib.asynccontextmanager
 async def live_endpoint(
     backend: BackendChoice,
     rules_file: Path | None,
-    say: Callable[[str], None],
+    notify: Notify,
     *,
     text_chunk_delay_s: float = 0.0,
     audio_pacing: float = 0.0,
@@ -48,28 +62,31 @@ async def live_endpoint(
     try:
         point_genai_at(emulator.client_env())
         if backend == "auto":
-            say(
+            _info(
+                notify,
                 "No Google credentials found: using the built-in Live API emulator (scripted "
-                "replies). Set GOOGLE_API_KEY to talk to Gemini."
+                "replies). Set GOOGLE_API_KEY to talk to Gemini.",
             )
         else:
-            say("Using the built-in Live API emulator (scripted replies).")
+            _info(notify, "Using the built-in Live API emulator (scripted replies).")
         yield "emulator", emulator
     finally:
         await emulator.stop()
 
 
 async def choose_session(
-    connect: ConnectSettings, app_name: str, store: SessionStore, say: Callable[[str], None]
+    connect: ConnectSettings, app_name: str, store: SessionStore, notify: Notify
 ) -> str | None:
     """The session to continue: `--session ID`, the latest with `--resume`, or a new one."""
     if connect.session_id is not None or not connect.resume:
         return connect.session_id
     latest = await latest_session_id(store.service, app_name, connect.user_id)
     if latest is None:
-        say(f"no earlier conversation with {app_name} in {store.label}: starting a new one")
+        _info(
+            notify, f"no earlier conversation with {app_name} in {store.label}: starting a new one"
+        )
         return None
-    say(f"resuming conversation {latest}")
+    _info(notify, f"resuming conversation {latest}")
     return latest
 
 
@@ -89,65 +106,105 @@ def default_handles_dir() -> Path:
 @contextlib.asynccontextmanager
 async def open_backend(
     connect: ConnectSettings,
-    say: Callable[[str], None],
+    notify: Notify,
     *,
     text_chunk_delay_s: float = 0.0,
     manual_activity: bool = False,
 ) -> AsyncIterator[Backend]:
     """A started backend: remote for `--url`, otherwise the agent embedded in this process
     (with the in-process emulator when there are no credentials). Closed on exit."""
-    modality: Literal["TEXT", "AUDIO"] = "TEXT" if connect.text_replies else "AUDIO"
+    modality: Modality = "TEXT" if connect.text_replies else "AUDIO"
     if connect.url is not None:
         from adkvoice.backends.remote import remote_backend
 
         remote = remote_backend(connect.url, modality=modality, token=connect.token)
+        if manual_activity and not remote.capabilities.push_to_talk:
+            raise ConfigError(
+                "--push-to-talk needs activity signals, which remote servers do not take "
+                "(the seeds protocol and adkvoice.v1 carry none; ADK's /run_live keeps the "
+                "model's voice detection on): drop --push-to-talk with --url"
+            )
         await remote.start()
         try:
-            say(f"connected to {remote.description}")
+            _info(notify, f"connected to {remote.description}")
             yield remote
         finally:
             await remote.close()
         return
 
     from adkvoice.agents.loading import load_agent_dir, load_bundled_agent
-    from adkvoice.backends.embedded import EmbeddedBackend
 
     # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
     loaded = load_agent_dir(connect.agent_path) if connect.agent_path else load_bundled_agent()
     store = open_store(connect.sessions)
-    session_id = await choose_session(connect, loaded.app_name, store, say)
+    session_id = await choose_session(connect, loaded.app_name, store, notify)
     async with live_endpoint(
-        connect.backend, connect.emulator_rules, say, text_chunk_delay_s=text_chunk_delay_s
+        connect.backend, connect.emulator_rules, notify, text_chunk_delay_s=text_chunk_delay_s
     ) as (label, _emulator):
         session_id = session_id or new_session_id()
-        # A conversation that is not kept cannot be resumed by a later process either.
-        handles = None if is_ephemeral(store) else HandleStore(default_handles_dir())
-        embedded = EmbeddedBackend(
+        embedded = embedded_backend(
             loaded,
             modality=modality,
             model=connect.model,
             session_service=store.service,
+            store_label=store.label,
+            # A conversation that is not kept cannot be resumed by a later process either.
+            handles_dir=None if is_ephemeral(store) else default_handles_dir(),
             user_id=connect.user_id,
             session_id=session_id,
             endpoint_label=label,
             manual_activity=manual_activity,
-            handles=handles,
-            handle_key=conversation_key(
-                model=connect.model or "",
-                store=store.label,
-                app=loaded.app_name,
-                user=connect.user_id,
-                session=session_id,
-            ),
             context_compression=connect.context_compression,
         )
         await embedded.start()
         try:
-            say(f"{embedded.description}")
-            say(
+            _info(notify, f"{embedded.description}")
+            _info(
+                notify,
                 f"conversation {embedded.session_id} (continue it with --resume or "
-                f"--session {embedded.session_id})"
+                f"--session {embedded.session_id})",
             )
             yield embedded
         finally:
             await embedded.close()
+
+
+def embedded_backend(
+    loaded: LoadedAgent,
+    *,
+    modality: Modality,
+    model: str | None,
+    session_service: BaseSessionService,
+    store_label: str,
+    handles_dir: Path | None,
+    user_id: str,
+    session_id: str | None,
+    endpoint_label: str,
+    context_compression: int | None,
+    manual_activity: bool = False,
+) -> EmbeddedBackend:
+    """The agent embedded in this process, for one conversation: how `chat`, `talk` and
+    every `serve` session build it. Resumption handles are kept under `handles_dir`
+    (None: not kept), keyed by everything that identifies the conversation."""
+    from adkvoice.backends.embedded import EmbeddedBackend
+
+    session_id = session_id or new_session_id()
+    return EmbeddedBackend(
+        loaded,
+        modality=modality,
+        model=model,
+        session_service=session_service,
+        user_id=user_id,
+        session_id=session_id,
+        endpoint_label=endpoint_label,
+        manual_activity=manual_activity,
+        handles=HandleStore(handles_dir) if handles_dir is not None else None,
+        handle_key=conversation_key(
+            model=model or "",
+            store=store_label,
+            app=loaded.app_name,
+            user=user_id,
+            session=session_id,
+        ),
+        context_compression=context_compression,
+    )

@@ -9,8 +9,12 @@ turns. Whatever was in flight is gone on the server's side:
 - `ToolReplay` makes the repeated turn reuse the results of tools that already ran for
   it, so asking again never runs a tool twice.
 - `Backoff` spaces reconnect attempts: exponential, with jitter, within a budget.
-- `AudioHold` keeps microphone audio captured while there is no connection, bounded,
-  and counts what it had to drop so the user can be told.
+- `SendHold` keeps what the user sends while there is no connection (typed turns whole,
+  microphone audio bounded) and counts the audio it had to drop so the user can be told.
+
+Both backends (embedded and remote) keep their turn state here and nowhere else: the
+ledger is also what says when an answer is complete (`AnswerComplete`), because only the
+backend sees the reconnects that reset it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import random
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from adkvoice.conversation.turns import TurnTracker, is_agent_output
+from adkvoice.backends.turns import TurnTracker, is_agent_output
 from adkvoice.events import Event, ToolCall
 
 MIC_BYTES_PER_SECOND = 16_000 * 2  # 16 kHz 16-bit mono microphone audio
@@ -63,6 +67,15 @@ class AnsweredFromHistory:
 
 
 @dataclass(frozen=True)
+class AwaitServer:
+    """A remote server may answer the lost turn by itself (an ADK server replays its
+    stored history, which ends with it): send it again only if the server stays silent."""
+
+    text: str
+    had_output: bool
+
+
+@dataclass(frozen=True)
 class GiveUp:
     """The connection failed `failures` times while answering the turn; stop repeating it."""
 
@@ -77,6 +90,10 @@ class TurnLedger:
         self._turn: PendingTurn | None = None
         self._tracker = TurnTracker()
         self.connections = 0  # connections opened so far; the current one's number
+
+    def tools_unseen(self, unseen: bool) -> None:
+        """The current transport does not carry tool calls (see `TurnTracker`)."""
+        self._tracker.tools_unseen = unseen
 
     @property
     def pending(self) -> PendingTurn | None:
@@ -93,7 +110,8 @@ class TurnLedger:
             self._turn.taken_on = self.connections
 
     def observe(self, event: Event) -> bool:
-        """Fold in an event from the model; True when it completes the answer to a turn."""
+        """Fold in an event from the model; True when it completes the answer to a turn
+        (typed or spoken): the backend then emits `AnswerComplete` after it."""
         if self._turn is not None and (is_agent_output(event) or isinstance(event, ToolCall)):
             self._turn.output_seen = True
         answered = self._tracker.feed(event)
@@ -108,13 +126,14 @@ class TurnLedger:
             turn.failures += 1
 
     def connected(
-        self, history_ends_with_user: bool = False
-    ) -> Retry | AnsweredFromHistory | GiveUp | None:
+        self, history_ends_with_user: bool | None = False
+    ) -> Retry | AnsweredFromHistory | AwaitServer | GiveUp | None:
         """A connection opened. After a reconnect: what to do about a turn the old one lost.
 
         `history_ends_with_user`: the new connection is a fresh one whose replayed history
         ends with the user. A turn the old connection took was stored before it was sent,
-        so that history ends with this turn, or with a tool result of its answer.
+        so that history ends with this turn, or with a tool result of its answer. None: a
+        remote server's history cannot be seen (`AwaitServer`).
         """
         self.connections += 1
         turn = self._turn
@@ -128,6 +147,9 @@ class TurnLedger:
         turn.attempts += 1
         turn.output_seen = False
         self._tracker.reset()
+        if history_ends_with_user is None:
+            turn.taken_on = self.connections
+            return AwaitServer(text=turn.text, had_output=had_output)
         if history_ends_with_user:
             turn.taken_on = self.connections
             return AnsweredFromHistory(had_output=had_output)
@@ -195,35 +217,59 @@ class Backoff:
             delay *= self.factor
 
 
-class AudioHold:
-    """Microphone audio kept while disconnected: at most `max_bytes`, oldest dropped first."""
+T = TypeVar("T")
 
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
-        self._chunks: deque[bytes] = deque()
-        self._bytes = 0
-        self.dropped_bytes = 0  # since the last `take`
 
-    def add(self, pcm: bytes) -> bool:
-        """Keep `pcm`; True if this is the first time audio had to be dropped since `take`."""
-        self._chunks.append(pcm)
-        self._bytes += len(pcm)
+class SendHold(Generic[T]):
+    """What is sent while disconnected, in order, for after the (re)connect.
+
+    Typed turns and signals are always kept; audio (items added with `audio_bytes`) at
+    most `max_audio_bytes`, the oldest dropped first.
+    """
+
+    def __init__(self, max_audio_bytes: int) -> None:
+        self._max_audio_bytes = max_audio_bytes
+        self._items: deque[tuple[T, int]] = deque()
+        self._audio_bytes = 0
+        self.dropped_bytes = 0  # audio dropped since the last `take`
+
+    def add(self, item: T, *, audio_bytes: int = 0) -> bool:
+        """Keep `item`; True if this is the first time audio had to be dropped since `take`."""
+        self._items.append((item, audio_bytes))
+        self._audio_bytes += audio_bytes
         first_drop = False
-        while self._bytes > self._max_bytes and self._chunks:
-            oldest = self._chunks.popleft()
-            self._bytes -= len(oldest)
+        while self._audio_bytes > self._max_audio_bytes:
+            dropped = self._drop_oldest_audio()
             first_drop = first_drop or self.dropped_bytes == 0
-            self.dropped_bytes += len(oldest)
+            self.dropped_bytes += dropped
         return first_drop
 
-    def take(self) -> list[bytes]:
+    def _drop_oldest_audio(self) -> int:
+        for index, (_item, size) in enumerate(self._items):
+            if size:
+                del self._items[index]
+                self._audio_bytes -= size
+                return size
+        raise AssertionError("audio bytes counted but no audio held")
+
+    def take(self) -> list[T]:
         """Everything held, oldest first; the hold is empty afterwards."""
-        chunks = list(self._chunks)
-        self._chunks.clear()
-        self._bytes = 0
+        items = [item for item, _size in self._items]
+        self._items.clear()
+        self._audio_bytes = 0
         self.dropped_bytes = 0
-        return chunks
+        return items
 
     @property
     def held_bytes(self) -> int:
-        return self._bytes
+        """Audio held."""
+        return self._audio_bytes
+
+
+def dropped_audio_notice(dropped_bytes: int, *, reconnecting: bool) -> str:
+    """What the user is told after audio was dropped while there was no connection."""
+    return (
+        f"{dropped_bytes / MIC_BYTES_PER_SECOND:.1f} s of microphone audio was dropped while "
+        f"{'reconnecting' if reconnecting else 'connecting'} (only the last "
+        f"{MAX_HELD_AUDIO_BYTES / MIC_BYTES_PER_SECOND:.0f} s are kept)"
+    )

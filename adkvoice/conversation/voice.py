@@ -1,13 +1,15 @@
-"""`adkvoice talk`: one voice conversation, wired on the event loop that app.py owns.
+"""One voice conversation: the microphone's way to the backend, and when the user cuts in.
 
-Microphone (or `--input-wav`) chunks go to the backend; agent audio goes to the speaker
-through `Playback`; events go to the view and the recorder. Turn-taking:
+Microphone (or `--input-wav`) chunks go to the backend; the backend's events go through
+the conversation core (`core.Conversation`) to the speaker, the view, the recorder and
+the latency meter. Turn-taking:
 
 - open mic (default): the model's activity detection decides when the user has finished;
 - push-to-talk: the talk key sends activity start, pressing it again activity end.
 
-Barge-in: when the user speaks over the agent (local voice detection, or the server's
-`interrupted`), queued agent audio is flushed at once.
+Barge-in: when the user speaks over the agent, local voice detection publishes
+`Interrupted(source="user")` and the speaker flushes at once, before the model's own
+`interrupted` arrives; the recorder and `--json` see the cut too.
 
 Echo, three ways:
 - echo cancellation (the default when a canceller is installed, `adkvoice.audio.aec`): full
@@ -22,12 +24,12 @@ Echo, three ways:
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 import numpy as np
-from rich.text import Text
 
 from adkvoice.audio.aec import EchoCanceller
 from adkvoice.audio.capture import CaptureChunk
@@ -35,15 +37,23 @@ from adkvoice.audio.dsp import EnergyVad, Int16Array, int16_to_pcm, pcm_to_int16
 from adkvoice.audio.playback import Playback, ReplyStart
 from adkvoice.audio.recorder import Recorder
 from adkvoice.backends.base import Backend
-from adkvoice.conversation.turns import TurnTracker
-from adkvoice.events import AgentAudio, Event, Interrupted, Notice
-from adkvoice.tasks import cancel_and_wait
+from adkvoice.conversation.core import Conversation, Sink, SpeakerSink
+from adkvoice.errors import ConnectionLostError
+from adkvoice.events import AgentAudio, AnswerComplete, Event, Notice, UserText
 from adkvoice.ui.keys import Command, TypedLine
 from adkvoice.ui.talk_view import TalkView, latency_line, playback_finished
 
 SILENCE_CHUNK = bytes(640)  # 20 ms of 16 kHz s16le
 SILENT_FRAME = np.zeros(320, dtype=np.int16)
 OVER_ECHO_DB = 10.0  # how much louder than the loudest possible echo a voice must be
+
+
+class EchoMode(enum.Enum):
+    """How the microphone copes with the agent's voice from the speaker."""
+
+    CANCEL = "cancel"  # a canceller takes the echo out: full duplex on cleaned audio
+    NONE = "none"  # headphones (--no-aec): full duplex on the raw microphone
+    HALF_DUPLEX = "half-duplex"  # no canceller: the model hears silence while the agent speaks
 
 
 @dataclass
@@ -74,15 +84,25 @@ class TalkSession:
         self.playback = playback
         self.push_to_talk = push_to_talk
         self.canceller = canceller
-        self.half_duplex = half_duplex and canceller is None
+        self.echo_mode = (
+            EchoMode.CANCEL
+            if canceller is not None
+            else EchoMode.HALF_DUPLEX
+            if half_duplex
+            else EchoMode.NONE
+        )
         self.recorder = recorder
+        sinks: list[Sink] = [_LatencySink(self), SpeakerSink(playback)]
+        if recorder is not None:
+            sinks.append(recorder)
+        sinks += [view, _AnswerSink(self)]
+        self.conversation = Conversation(sinks)
         self.vad = EnergyVad()
         # While the agent speaks without echo cancellation, only a clearly louder voice
         # counts as the user cutting in.
         self.barge_in_vad = EnergyVad(min_dbfs=-28.0, margin_db=18.0)
         # With echo cancellation: the raw microphone, where it is clearly over the echo.
         self._over_echo_vad = EnergyVad()
-        self.turns = TurnTracker()
         self.latency = Latency()
         self.talking = False  # push-to-talk: the user's turn is open
         self.muted = False
@@ -129,8 +149,8 @@ class TalkSession:
             return canceller.process(frame, captured_at)
         except Exception as exc:
             self.canceller = None
-            self.half_duplex = True
-            self.view.handle(
+            self.echo_mode = EchoMode.HALF_DUPLEX
+            self.conversation.publish(
                 Notice(
                     message=f"echo cancellation failed ({type(exc).__name__}): the microphone "
                     "is muted to the model while the agent speaks; speak up to cut in"
@@ -167,17 +187,20 @@ class TalkSession:
             pcm = SILENCE_CHUNK  # keep the model from hearing the agent's own echo
         await self.backend.send_audio(pcm)
 
+    @property
+    def half_duplex(self) -> bool:
+        return self.echo_mode is EchoMode.HALF_DUPLEX
+
     def _barge_in(self) -> None:
         if not self.playback.playing:
             return
-        self.playback.flush()
         self.barge_ins += 1
-        self.view.handle(Notice(message="you cut in: agent audio stopped"))
+        self.conversation.user_cut_in()
 
     # -- keys ---------------------------------------------------------------------------
     async def on_input(self, item: Command | TypedLine) -> None:
         if isinstance(item, TypedLine):
-            self.view.print_line(Text.assemble(("you › ", "bold cyan"), item.text))
+            self.conversation.publish(UserText(text=item.text))
             await self.backend.send_text(item.text)
         elif item is Command.MUTE:
             self.muted = not self.muted
@@ -198,23 +221,9 @@ class TalkSession:
 
     # -- agent --------------------------------------------------------------------------
     async def pump_events(self) -> None:
-        async for event in self.backend.events():
-            self.handle(event)
-
-    def handle(self, event: Event) -> None:
-        if isinstance(event, AgentAudio):
-            if self.latency.first_audio_at is None:
-                self.latency.first_audio_at = event.at
-            self.playback.enqueue(event.pcm, event.sample_rate)
-        elif isinstance(event, Interrupted):
-            self.playback.flush()
-        if self.recorder is not None:
-            self.recorder.add_event(event)
-        self.view.handle(event)
-        if self.turns.feed(event):
-            self.playback.end_reply()
-            self.answered_turns += 1
-            self.answered.set()
+        await self.conversation.run(self.backend)
+        if not self.quit.is_set():
+            raise ConnectionLostError("the live session ended")
 
     def _on_reply_start(self, start: ReplyStart) -> None:
         lat = self.latency
@@ -236,13 +245,25 @@ class TalkSession:
             await asyncio.sleep(0.05)
 
 
-async def run_until_done(session: TalkSession, tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for quit or for any task to end (an error ends the conversation)."""
-    quit_waiter = asyncio.create_task(session.quit.wait())
-    try:
-        done, _ = await asyncio.wait([*tasks, quit_waiter], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not quit_waiter and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        await cancel_and_wait([*tasks, quit_waiter])
+class _LatencySink:
+    """Notes when the reply's first audio arrived (before the speaker queues it)."""
+
+    def __init__(self, session: TalkSession) -> None:
+        self._session = session
+
+    def handle(self, event: Event) -> None:
+        latency = self._session.latency
+        if isinstance(event, AgentAudio) and latency.first_audio_at is None:
+            latency.first_audio_at = event.at
+
+
+class _AnswerSink:
+    """Counts complete answers, for `--input-wav` (which ends after the reply)."""
+
+    def __init__(self, session: TalkSession) -> None:
+        self._session = session
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, AnswerComplete):
+            self._session.answered_turns += 1
+            self._session.answered.set()

@@ -14,13 +14,13 @@ runner (uvicorn, signals).
 
 from adkvoice.server.app import create_app
 from adkvoice.server.options import TOKEN_ENV, ServeOptions, is_loopback
-from adkvoice.server.runner import AgentServer, configure_logging, serve
+from adkvoice.server.runner import AgentServer, configure_server_logging, serve
 
 __all__ = [
     "TOKEN_ENV",
     "AgentServer",
     "ServeOptions",
-    "configure_logging",
+    "configure_server_logging",
     "create_app",
     "is_loopback",
     "serve",

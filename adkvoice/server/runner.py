@@ -39,7 +39,7 @@ STARTUP_TIMEOUT_S = 15.0
 _NOISY = ("google_adk", "google_genai", "google.adk", "google.genai", "websockets", "httpx")
 
 
-def configure_logging(level_name: str) -> None:
+def configure_server_logging(level_name: str) -> None:
     """Levels for our loggers and uvicorn's; third-party chatter stays at WARNING unless
     debugging. A handler is added only if nobody configured logging yet."""
     level = logging.getLevelName(level_name.upper())
@@ -267,7 +267,7 @@ async def serve(
     Raises `ConfigError` (one clear line) for unusable options, a busy port or bad TLS
     files before anything is served; `on_ready(url)` is called once it listens.
     """
-    configure_logging(options.log_level)
+    configure_server_logging(options.log_level)
     server = AgentServer(loaded, options)
     await server.start()
     try:

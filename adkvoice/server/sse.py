@@ -25,11 +25,11 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from adkvoice.backends.embedded import translate_exception
-from adkvoice.events import AgentText, ErrorEvent
+from adkvoice.events import AgentText, ErrorEvent, SegmentText
 from adkvoice.server.hub import Hub
 from adkvoice.server.ws import SESSION_ID
 from adkvoice.wire.adk_events import AdkEventMapper
-from adkvoice.wire.serve_protocol import SSE_DONE, TextDeltas, encode_sse_error, encode_sse_text
+from adkvoice.wire.chat_sse import SSE_DONE, encode_sse_error, encode_sse_text
 
 if TYPE_CHECKING:
     from google.adk.runners import Runner
@@ -54,26 +54,19 @@ class SseAgent:
         return self._runner
 
     def _build(self) -> Runner:
-        from google.adk.agents.llm_agent import LlmAgent
         from google.adk.runners import Runner
 
-        loaded = self._hub.loaded
-        model = self._hub.options.sse_model
+        from adkvoice.agents.loading import with_model
+
+        loaded = with_model(self._hub.loaded, self._hub.options.sse_model)
         service = self._hub.session_service
         if loaded.app is not None:
-            app = loaded.app
-            root = app.root_agent
-            if model and isinstance(root, LlmAgent):
-                app = app.model_copy(update={"root_agent": root.clone(update={"model": model})})
-            return Runner(app=app, session_service=service, auto_create_session=True)
-        agent = loaded.agent
-        if agent is None:
+            return Runner(app=loaded.app, session_service=service, auto_create_session=True)
+        if loaded.agent is None:
             raise HTTPException(500, "no agent loaded")
-        if model and isinstance(agent, LlmAgent):
-            agent = agent.clone(update={"model": model})
         return Runner(
             app_name=loaded.app_name,
-            agent=agent,
+            agent=loaded.agent,
             session_service=service,
             auto_create_session=True,
         )
@@ -100,7 +93,7 @@ class SseAgent:
 
         hub = self._hub
         runner = self.runner()
-        deltas = TextDeltas()
+        deltas = SegmentText()
         mapper = AdkEventMapper()
         failed = False
         try:

@@ -1,7 +1,7 @@
 """`WS /ws/{session_id}?is_audio=true|false`: one connection, one `EmbeddedBackend`.
 
 The seeds' protocol by default, the adkvoice.v1 extension when the client asks for the
-subprotocol (see `adkvoice.wire.serve_protocol`). What a client can get wrong is answered on its own
+subprotocol (see `adkvoice.wire.adkvoice_v1`). What a client can get wrong is answered on its own
 connection only:
 
 - malformed JSON, unknown mime type or type, bad base64, odd PCM, empty text, binary
@@ -33,25 +33,27 @@ from typing import Any, NamedTuple
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from adkvoice.backends.embedded import EmbeddedBackend
+from adkvoice.backends.base import Backend
+from adkvoice.backends.factory import embedded_backend
+from adkvoice.conversation.core import Conversation
 from adkvoice.errors import AdkVoiceError, BackendError, ConnectionLostError, ModelRejectedError
 from adkvoice.events import (
-    AgentAudio,
-    AgentText,
     ErrorEvent,
     Event,
     Notice,
-    ToolCall,
-    ToolResult,
-    Transcript,
-    TurnComplete,
+    UserText,
 )
 from adkvoice.server.hub import Hub
 from adkvoice.server.limits import ErrorTally, TokenBucket
 from adkvoice.server.security import origin_ok, token_ok
-from adkvoice.store.handles import HandleStore, conversation_key
-from adkvoice.wire.serve_protocol import (
+from adkvoice.wire.adkvoice_v1 import (
     SUBPROTOCOL,
+    decode_client_frame,
+    encode_error,
+    encode_extended,
+    encode_hello,
+)
+from adkvoice.wire.base import (
     AudioInput,
     ClientMessage,
     EndInput,
@@ -59,13 +61,9 @@ from adkvoice.wire.serve_protocol import (
     Frame,
     FrameError,
     Hello,
-    SeedEncoder,
     TextInput,
-    decode_client_frame,
-    encode_error,
-    encode_extended,
-    encode_hello,
 )
+from adkvoice.wire.seeds import SeedEncoder
 
 log = logging.getLogger("adkvoice.server")
 
@@ -154,7 +152,7 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
 
 
 class WsSession:
-    """One client connection bridged to one `EmbeddedBackend`."""
+    """One client connection bridged to one embedded backend."""
 
     def __init__(
         self, ws: WebSocket, hub: Hub, session_id: str, *, audio: bool, extended: bool
@@ -164,8 +162,10 @@ class WsSession:
         self.session_id = session_id
         self.audio = audio
         self.extended = extended
-        self.idle = asyncio.Event()
-        self.idle.set()
+        # Whether an answer is owed (a graceful shutdown waits for it): the conversation
+        # core's rule, the same as every other consumer's.
+        self.conversation = Conversation()
+        self.idle = self.conversation.idle
         opts = hub.options
         self._opts = opts
         self._close_requested: asyncio.Future[CloseRequest | None] = (
@@ -174,7 +174,6 @@ class WsSession:
         self._done = asyncio.Event()
         self._closed = False
         self._ended = False
-        self._pending_tools = 0
         self._bucket = TokenBucket(rate=opts.audio_bytes_per_s, capacity=opts.audio_burst_bytes)
         self._tally = ErrorTally(log, f"session {session_id}")
         self._client_errors = 0
@@ -216,22 +215,16 @@ class WsSession:
 
     async def _run(self) -> None:
         opts = self._opts
-        backend = EmbeddedBackend(
+        backend = embedded_backend(
             self.hub.loaded,
             modality="AUDIO" if self.audio else "TEXT",
             model=opts.model,
             session_service=self.hub.session_service,
+            store_label=opts.store_label,
+            handles_dir=opts.handles_dir,
             user_id=self.hub.user_id(self.session_id),
             session_id=self.session_id,
             endpoint_label=opts.endpoint_label,
-            handles=HandleStore(opts.handles_dir) if opts.handles_dir else None,
-            handle_key=conversation_key(
-                model=opts.model or "",
-                store=opts.store_label,
-                app=self.hub.loaded.app_name,
-                user=self.hub.user_id(self.session_id),
-                session=self.session_id,
-            ),
             context_compression=opts.context_compression,
         )
         try:
@@ -322,21 +315,10 @@ class WsSession:
                 await self.ws.close(code, close_reason(reason))
 
     # Agent → client ----------------------------------------------------------------------
-    def _track(self, event: Event) -> None:
-        """Is a turn running? (A graceful shutdown waits for it.)"""
-        if isinstance(event, ToolCall):
-            self._pending_tools += 1
-        elif isinstance(event, ToolResult):
-            self._pending_tools = max(0, self._pending_tools - 1)
-        if isinstance(event, AgentText | AgentAudio | Transcript | ToolCall | ToolResult):
-            self.idle.clear()
-        elif isinstance(event, TurnComplete) and self._pending_tools == 0:
-            self.idle.set()
-
-    async def _pump(self, backend: EmbeddedBackend) -> CloseRequest | None:
+    async def _pump(self, backend: Backend) -> CloseRequest | None:
         try:
             async for event in backend.events():
-                self._track(event)
+                self.conversation.publish(event)
                 if isinstance(event, ErrorEvent):
                     # ADK fills error messages with exception text: log it, send a summary.
                     self._tally.record("model_error", event.message)
@@ -351,7 +333,7 @@ class WsSession:
         return CloseRequest(1011, "the agent session ended; reconnect to continue")
 
     # Client → agent ----------------------------------------------------------------------
-    async def _receive(self, backend: EmbeddedBackend) -> CloseRequest | None:
+    async def _receive(self, backend: Backend) -> CloseRequest | None:
         limit = self._opts.max_frame_bytes
         while True:
             try:
@@ -388,7 +370,7 @@ class WsSession:
             return CloseRequest(1007, f"too many invalid messages ({self._client_errors})")
         return None
 
-    async def _handle(self, msg: ClientMessage, backend: EmbeddedBackend) -> CloseRequest | None:
+    async def _handle(self, msg: ClientMessage, backend: Backend) -> CloseRequest | None:
         if self._ended:
             return await self._client_error(
                 "after_end", "this session was ended by the client; open a new connection"
@@ -406,7 +388,7 @@ class WsSession:
             pass  # the agent failed; the pump reports it and closes
         return None
 
-    async def _on_text(self, text: str, backend: EmbeddedBackend) -> CloseRequest | None:
+    async def _on_text(self, text: str, backend: Backend) -> CloseRequest | None:
         if self.hub.draining:
             await self._send(
                 encode_error("shutting_down", "the server is shutting down; reconnect shortly")
@@ -417,11 +399,11 @@ class WsSession:
             return await self._client_error(
                 "text_too_long", f"the text has {len(text)} characters; the limit is {limit}"
             )
-        self.idle.clear()
+        self.conversation.publish(UserText(text=text))
         await backend.send_text(text)
         return None
 
-    async def _on_audio(self, pcm: bytes, backend: EmbeddedBackend) -> None:
+    async def _on_audio(self, pcm: bytes, backend: Backend) -> None:
         if not pcm:
             return
         now = time.monotonic()

@@ -7,23 +7,22 @@ resources and no event loop, so tests render into `io.StringIO`.
 from __future__ import annotations
 
 import json
-import time
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from rich.console import Console, Group
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from adkvoice.conversation.turns import TurnTracker
 from adkvoice.events import (
     AgentAudio,
     AgentText,
+    AnswerComplete,
     ErrorEvent,
     Event,
     Interrupted,
     Notice,
-    ResumptionHandle,
+    SegmentText,
     ToolCall,
     ToolResult,
     Transcript,
@@ -32,6 +31,21 @@ from adkvoice.events import (
     UserText,
     to_json_dict,
 )
+from adkvoice.ui.lines import (
+    AGENT_SPOKE,
+    AGENT_TYPED,
+    INTERRUPTED,
+    USER_SPOKE,
+    USER_TYPED,
+    error_line,
+    format_duration,
+    label,
+    notice_line,
+    speaker_line,
+    tool_call_line,
+    tool_result_line,
+)
+from adkvoice.wire.adk_events import stored_events
 
 if TYPE_CHECKING:
     from google.adk.sessions.session import Session
@@ -39,68 +53,48 @@ if TYPE_CHECKING:
     from adkvoice.audio.devices import DeviceInfo
     from adkvoice.store.sessions import SessionSummary
 
-_MAX_VALUE_CHARS = 120
-
 
 class View(Protocol):
-    def user_turn(self, text: str) -> None: ...
+    """A conversation sink that renders: `handle` every event, `close` at the end."""
 
     def handle(self, event: Event) -> None: ...
 
     def close(self) -> None: ...
 
 
-def format_value(value: Any, limit: int = _MAX_VALUE_CHARS) -> str:
-    """A compact one-line rendering of tool arguments or results."""
-    text = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def format_call(name: str, args: dict[str, Any]) -> str:
-    inner = ", ".join(f"{key}={format_value(val, 60)}" for key, val in args.items())
-    return f"{name}({inner})"
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.2f} s"
-
-
-class _Segment:
-    """Tracks one streamed line (agent text or a transcript) so the whole-text event
-    that follows its deltas is not printed twice."""
+class _Line:
+    """The streamed line (agent text or a transcript) being printed, so the whole-text
+    event that follows its deltas is not printed twice (`SegmentText`)."""
 
     def __init__(self) -> None:
         self.open = False
-        self.shown_delta = False
+        self.segment = SegmentText()
 
     def reset(self) -> None:
         self.open = False
-        self.shown_delta = False
+        self.segment.reset()
 
 
 class RichChatView:
     """Streams a conversation into a Rich console: text as it arrives, tool calls with
-    arguments, result and duration, interruptions, and a line at each turn's end."""
+    arguments, result and duration, interruptions, and a line at each answer's end.
+    Times come from the events, so the view never reads the clock."""
 
     def __init__(self, console: Console, *, spoken_replies: bool = False) -> None:
         self._console = console
         self._spoken = spoken_replies
-        self._line: _Segment = _Segment()
+        self._line = _Line()
         self._line_kind: str | None = None  # "agent-text", "agent-speech", "user-speech"
         self._status: Status | None = None
         self._turn_started: float | None = None
         self._first_output: float | None = None
         self._tokens: int | None = None
         self._audio_s = 0.0
-        self._tools: dict[str, ToolCall] = {}
-        self._turns = TurnTracker()
 
     # -- turn bookkeeping -------------------------------------------------------------
-    def user_turn(self, text: str) -> None:
+    def _user_turn(self, event: UserText) -> None:
         self._end_line()
-        self._turn_started = time.monotonic()
+        self._turn_started = event.at
         self._first_output = None
         self._tokens = None
         self._audio_s = 0.0
@@ -113,10 +107,10 @@ class RichChatView:
             self._status.stop()
             self._status = None
 
-    def _mark_output(self) -> None:
+    def _mark_output(self, event: Event) -> None:
         self._stop_spinner()
         if self._first_output is None:
-            self._first_output = time.monotonic()
+            self._first_output = event.at
 
     # -- streamed lines -----------------------------------------------------------------
     def _end_line(self) -> None:
@@ -125,99 +119,68 @@ class RichChatView:
         self._line.reset()
         self._line_kind = None
 
-    def _stream(self, kind: str, label: Text, text: str, *, partial: bool) -> None:
+    def _stream(self, kind: str, who: tuple[str, str], text: str, *, partial: bool) -> None:
         """Print a delta (partial) or the whole text of a segment (not partial)."""
         if self._line_kind != kind:
             self._end_line()
             self._line_kind = kind
-        if not partial and self._line.shown_delta:
-            self._end_line()  # the whole text repeats what the deltas showed
-            return
-        if not self._line.open:
-            self._console.print(label, end="")
-            self._line.open = True
-        self._console.print(Text(text), end="", soft_wrap=True)
-        if partial:
-            self._line.shown_delta = True
-        else:
+        shown = self._line.segment.feed(text, final=not partial)
+        if shown is not None:
+            if not self._line.open:
+                self._console.print(label(who), end="")
+                self._line.open = True
+            self._console.print(Text(shown), end="", soft_wrap=True)
+        if not partial:
             self._end_line()
 
     # -- events -------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
-        answered = self._turns.feed(event)
-        if isinstance(event, AgentText):
-            self._mark_output()
-            self._stream(
-                "agent-text",
-                Text("agent › ", style="bold green"),
-                event.text,
-                partial=event.partial,
-            )
+        if isinstance(event, UserText):
+            self._user_turn(event)
+        elif isinstance(event, AgentText):
+            self._mark_output(event)
+            self._stream("agent-text", AGENT_TYPED, event.text, partial=event.partial)
         elif isinstance(event, Transcript):
-            self._handle_transcript(event)
+            if event.speaker == "agent":
+                self._mark_output(event)
+            if event.speaker == "agent":
+                self._stream("agent-speech", AGENT_SPOKE, event.text, partial=not event.finished)
+            else:
+                self._stream("user-speech", USER_SPOKE, event.text, partial=not event.finished)
         elif isinstance(event, AgentAudio):
-            self._mark_output()
+            self._mark_output(event)
             self._audio_s += event.duration_s
         elif isinstance(event, ToolCall):
-            self._mark_output()
+            self._mark_output(event)
             self._end_line()
-            self._tools[event.call_id] = event
-            self._console.print(
-                Text.assemble(("⚙ ", "magenta"), (format_call(event.name, event.args), "magenta"))
-            )
+            self._console.print(tool_call_line(event))
         elif isinstance(event, ToolResult):
             self._end_line()
-            took = "" if event.duration_s is None else f" · {format_duration(event.duration_s)}"
-            self._console.print(
-                Text.assemble(
-                    ("  ↳ ", "magenta"), (format_value(event.response), "dim"), (took, "dim")
-                )
-            )
+            self._console.print(tool_result_line(event))
         elif isinstance(event, Interrupted):
             self._stop_spinner()
             self._end_line()
-            self._console.print(Text("⏹ interrupted", style="yellow"))
+            self._console.print(INTERRUPTED)
         elif isinstance(event, Usage):
             self._tokens = event.total_tokens
         elif isinstance(event, TurnComplete):
             self._end_line()
-            if answered:  # not the model turn that only asked for a tool
-                self._turn_complete()
+        elif isinstance(event, AnswerComplete):
+            self._answer_complete(event)
         elif isinstance(event, Notice):
             self._end_line()
-            style = "yellow" if event.level == "warning" else "cyan"
-            self._console.print(Text(f"! {event.message}", style=style))
+            self._console.print(notice_line(event))
         elif isinstance(event, ErrorEvent):
             self._stop_spinner()
             self._end_line()
-            self._console.print(Text(f"✗ {event.message}", style="bold red"))
-        elif isinstance(event, (UserText, ResumptionHandle)):
-            pass
+            self._console.print(error_line(event))
 
-    def _handle_transcript(self, event: Transcript) -> None:
-        if event.speaker == "agent":
-            self._mark_output()
-            self._stream(
-                "agent-speech",
-                Text("agent 🔊 ", style="bold green"),
-                event.text,
-                partial=not event.finished,
-            )
-        else:
-            self._stream(
-                "user-speech",
-                Text("you 🎙 ", style="bold cyan"),
-                event.text,
-                partial=not event.finished,
-            )
-
-    def _turn_complete(self) -> None:
+    def _answer_complete(self, event: AnswerComplete) -> None:
         self._stop_spinner()
         self._end_line()
         parts: list[str] = []
-        now = time.monotonic()
         if self._turn_started is not None:
-            parts.append(format_duration(now - self._turn_started))
+            parts.append(format_duration(event.at - self._turn_started))
             if self._first_output is not None:
                 parts.append(
                     f"first output {format_duration(self._first_output - self._turn_started)}"
@@ -229,9 +192,8 @@ class RichChatView:
         summary = " · ".join(parts) if parts else "turn complete"
         self._console.print(Text(f"── {summary}", style="dim"))
         self._turn_started = None
-
-    def notice(self, message: str, *, warning: bool = False) -> None:
-        self.handle(Notice(message=message, level="warning" if warning else "info"))
+        self._audio_s = 0.0
+        self._tokens = None
 
     def close(self) -> None:
         self._stop_spinner()
@@ -239,40 +201,34 @@ class RichChatView:
 
 
 class PlainChatView:
-    """Replies only, as plain text: one reply per turn, for pipes and scripts."""
+    """Replies only, as plain text: one line per answer, for pipes and scripts."""
 
     def __init__(self, out: IO[str], err: IO[str] | None = None) -> None:
         self._out = out
         self._err = err  # notices and errors, kept off the replies
-        self._segment = _Segment()
+        self._line = _Line()
         self._kind: str | None = None
-        self._wrote_in_turn = False
-        self._turns = TurnTracker()
-
-    def user_turn(self, text: str) -> None:
         self._wrote_in_turn = False
 
     def _write(self, kind: str, text: str, *, partial: bool) -> None:
         if self._kind != kind:
-            self._segment.reset()
+            self._line.reset()
             self._kind = kind
-        if not partial and self._segment.shown_delta:
-            self._segment.reset()
-            return
-        if self._wrote_in_turn and not self._segment.open:
-            self._out.write(" ")
-        self._out.write(text)
-        self._segment.open = True
-        self._wrote_in_turn = True
-        if partial:
-            self._segment.shown_delta = True
-        else:
-            self._segment.reset()
-        self._out.flush()
+        shown = self._line.segment.feed(text, final=not partial)
+        if shown is not None:
+            if self._wrote_in_turn and not self._line.open:
+                self._out.write(" ")
+            self._out.write(shown)
+            self._line.open = True
+            self._wrote_in_turn = True
+            self._out.flush()
+        if not partial:
+            self._line.reset()
 
     def handle(self, event: Event) -> None:
-        answered = self._turns.feed(event)
-        if isinstance(event, AgentText):
+        if isinstance(event, UserText):
+            self._wrote_in_turn = False
+        elif isinstance(event, AgentText):
             self._write("text", event.text, partial=event.partial)
         elif isinstance(event, Transcript) and event.speaker == "agent":
             self._write("speech", event.text, partial=not event.finished)
@@ -281,17 +237,17 @@ class PlainChatView:
             # and let the fresh reply follow on the same line, one line per turn.
             self._out.write("…")
             self._out.flush()
-            self._segment.reset()
+            self._line.reset()
             self._kind = None
         elif isinstance(event, Notice | ErrorEvent) and self._err is not None:
             prefix = "error: " if isinstance(event, ErrorEvent) else ""
             self._err.write(f"{prefix}{event.message}\n")
             self._err.flush()
-        elif answered:
+        elif isinstance(event, AnswerComplete):
             if self._wrote_in_turn:
                 self._out.write("\n")
                 self._out.flush()
-            self._segment.reset()
+            self._line.reset()
             self._kind = None
             self._wrote_in_turn = False
 
@@ -306,9 +262,6 @@ class JsonLinesView:
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out
-
-    def user_turn(self, text: str) -> None:
-        self.handle(UserText(text=text))
 
     def handle(self, event: Event) -> None:
         self._out.write(json.dumps(to_json_dict(event), ensure_ascii=False) + "\n")
@@ -338,31 +291,18 @@ def sessions_table(summaries: list[SessionSummary], *, store_label: str) -> Tabl
 def session_transcript(session: Session) -> Group:
     """A stored conversation as lines: the user's turns, the agent's replies, tool calls."""
     lines: list[Text] = []
-    for event in session.events:
-        if event.input_transcription and event.input_transcription.finished:
-            lines.append(
-                Text.assemble(("you 🎙 ", "bold cyan"), event.input_transcription.text or "")
-            )
-        if event.output_transcription and event.output_transcription.finished:
-            lines.append(
-                Text.assemble(("agent 🔊 ", "bold green"), event.output_transcription.text or "")
-            )
-        if not (event.content and event.content.parts) or event.partial:
-            continue
-        for part in event.content.parts:
-            if part.thought:
-                continue
-            if part.text and event.author == "user":
-                lines.append(Text.assemble(("you › ", "bold cyan"), part.text))
-            elif part.text:
-                lines.append(Text.assemble(("agent › ", "bold green"), part.text))
-            elif part.function_call:
-                call = part.function_call
-                lines.append(
-                    Text("⚙ " + format_call(call.name or "", dict(call.args or {})), "magenta")
-                )
-            elif part.function_response:
-                lines.append(Text("  ↳ " + format_value(part.function_response.response), "dim"))
+    for event in stored_events(session.events):
+        if isinstance(event, UserText):
+            lines.append(speaker_line(USER_TYPED, event.text))
+        elif isinstance(event, Transcript):
+            who = USER_SPOKE if event.speaker == "user" else AGENT_SPOKE
+            lines.append(speaker_line(who, event.text))
+        elif isinstance(event, AgentText):
+            lines.append(speaker_line(AGENT_TYPED, event.text))
+        elif isinstance(event, ToolCall):
+            lines.append(tool_call_line(event))
+        elif isinstance(event, ToolResult):
+            lines.append(tool_result_line(event))
     return Group(*lines)
 
 

@@ -58,10 +58,12 @@ class KeyReader:
         loop: asyncio.AbstractEventLoop,
         on_input: Callable[[Command | TypedLine], None],
         *,
+        on_error: Callable[[BaseException], None] | None = None,
         fd: int | None = None,
     ) -> None:
         self._loop = loop
         self._on_input = on_input
+        self._on_error = on_error  # a failure in the reading thread, handed to the loop
         self._fd = sys.stdin.fileno() if fd is None else fd
         self._saved: list[int | list[bytes | int]] | None = None
         self._stop = threading.Event()
@@ -88,6 +90,14 @@ class KeyReader:
             self._loop.call_soon_threadsafe(self._on_input, item)
 
     def _run(self) -> None:
+        try:
+            self._read_keys()
+        except Exception as exc:
+            if self._on_error is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    self._loop.call_soon_threadsafe(self._on_error, exc)
+
+    def _read_keys(self) -> None:
         while not self._stop.is_set():
             ready, _, _ = select.select([self._fd], [], [], 0.1)
             if not ready:

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
+from adkvoice.errors import AdkVoiceError, ConfigError
+
 
 class LineReader:
     def __init__(
@@ -27,22 +29,23 @@ class LineReader:
     ) -> None:
         self._loop = loop
         self._stream = stream
-        self._interactive = interactive
+        self.interactive = interactive
         self._prompt = prompt
         self._read_prompted = read_prompted
-        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        # A line, None at the end of input, or the error that ended reading.
+        self._lines: asyncio.Queue[str | AdkVoiceError | None] = asyncio.Queue()
         self._requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="stdin-reader", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def _hand_over(self, line: str | None) -> None:
+    def _hand_over(self, line: str | AdkVoiceError | None) -> None:
         self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
 
     def _run(self) -> None:
         try:
-            if self._interactive:
+            if self.interactive:
                 while self._requests.get():
                     try:
                         line: str | None = self._read_prompted(self._prompt)
@@ -55,6 +58,12 @@ class LineReader:
                 for raw in self._stream:
                     self._hand_over(raw.rstrip("\r\n"))
                 self._hand_over(None)
+        except UnicodeDecodeError as exc:
+            # Binary input must not look like a clean end of input.
+            with contextlib.suppress(RuntimeError):
+                self._hand_over(
+                    ConfigError(f"the input is not UTF-8 text ({exc.reason} at byte {exc.start})")
+                )
         except (OSError, ValueError, RuntimeError):
             # stdin closed under us, or the loop is gone at exit: nothing more to read.
             with contextlib.suppress(RuntimeError):
@@ -62,6 +71,9 @@ class LineReader:
 
     async def next_line(self) -> str | None:
         """The next line without its newline, or None at end of input."""
-        if self._interactive:
+        if self.interactive:
             self._requests.put(True)
-        return await self._lines.get()
+        line = await self._lines.get()
+        if isinstance(line, AdkVoiceError):
+            raise line
+        return line

@@ -25,8 +25,22 @@ from adkvoice.events import (
     ToolResult,
     Transcript,
     TurnComplete,
+    UserText,
 )
-from adkvoice.ui.chat_view import format_call, format_duration, format_value
+from adkvoice.ui.lines import (
+    AGENT_SPOKE,
+    AGENT_TYPED,
+    INTERRUPTED,
+    USER_CUT_IN,
+    USER_SPOKE,
+    USER_TYPED,
+    error_line,
+    format_duration,
+    notice_line,
+    speaker_line,
+    tool_call_line,
+    tool_result_line,
+)
 
 Mode = Literal["listening", "thinking", "speaking", "muted", "reconnecting"]
 
@@ -55,11 +69,11 @@ class TalkState:
 
 
 def _agent_line(text: str) -> Text:
-    return Text.assemble(("agent 🔊 ", "bold green"), text)
+    return speaker_line(AGENT_SPOKE, text)
 
 
 def _user_line(text: str) -> Text:
-    return Text.assemble(("you 🎙 ", "bold cyan"), text)
+    return speaker_line(USER_SPOKE, text)
 
 
 def apply_event(state: TalkState, event: Event) -> None:
@@ -83,22 +97,27 @@ def apply_event(state: TalkState, event: Event) -> None:
         if event.partial:
             state.agent_partial += event.text
         else:
-            state.emit(Text.assemble(("agent › ", "bold green"), event.text))
+            state.emit(speaker_line(AGENT_TYPED, event.text))
             state.agent_partial = ""
     elif isinstance(event, AgentAudio):
         state.mode = "speaking"
     elif isinstance(event, ToolCall):
         state.mode = "thinking"
-        state.emit(Text("⚙ " + format_call(event.name, event.args), "magenta"))
+        state.emit(tool_call_line(event))
     elif isinstance(event, ToolResult):
-        took = "" if event.duration_s is None else f" · {format_duration(event.duration_s)}"
-        state.emit(Text("  ↳ " + format_value(event.response) + took, "dim"))
+        state.emit(tool_result_line(event))
+    elif isinstance(event, Interrupted) and event.source == "user":
+        # The speaker stopped at once; the model's own interruption follows.
+        state.emit(Text(f"! {USER_CUT_IN}", "cyan"))
+        state.mode = "muted" if state.muted else "listening"
     elif isinstance(event, Interrupted):
         if state.agent_partial.strip():
             state.emit(_agent_line(state.agent_partial.strip() + " —"))
         state.agent_partial = ""
-        state.emit(Text("⏹ interrupted", "yellow"))
+        state.emit(INTERRUPTED)
         state.mode = "muted" if state.muted else "listening"
+    elif isinstance(event, UserText):
+        state.emit(speaker_line(USER_TYPED, event.text))
     elif isinstance(event, TurnComplete):
         if state.agent_partial.strip():
             state.emit(_agent_line(state.agent_partial.strip()))
@@ -106,9 +125,9 @@ def apply_event(state: TalkState, event: Event) -> None:
         if state.mode != "speaking":
             state.mode = "muted" if state.muted else "listening"
     elif isinstance(event, Notice):
-        state.emit(Text(f"! {event.message}", "yellow" if event.level == "warning" else "cyan"))
+        state.emit(notice_line(event))
     elif isinstance(event, ErrorEvent):
-        state.emit(Text(f"✗ {event.message}", "bold red"))
+        state.emit(error_line(event))
 
 
 def playback_finished(state: TalkState) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from google.adk.events.event import Event as AdkEvent
@@ -25,6 +26,7 @@ from adkvoice.events import (
     Transcript,
     TurnComplete,
     Usage,
+    UserText,
 )
 
 _RATE = re.compile(r"rate=(\d+)")
@@ -135,3 +137,25 @@ class AdkEventMapper:
                     )
                 )
         return out
+
+
+def stored_events(history: Iterable[AdkEvent]) -> list[Event]:
+    """A stored conversation as adkvoice events, for showing it again: the user's typed
+    turns (`UserText`), finished transcripts, whole texts, tool calls and results."""
+    mapper = AdkEventMapper()
+    out: list[Event] = []
+    for adk_event in history:
+        if adk_event.author == "user" and adk_event.content and adk_event.content.parts:
+            out.extend(
+                UserText(text=part.text)
+                for part in adk_event.content.parts
+                if part.text and not part.thought
+            )
+        for event in mapper.map(adk_event):
+            if (
+                (isinstance(event, Transcript) and event.finished)
+                or (isinstance(event, AgentText) and not event.partial)
+                or isinstance(event, ToolCall | ToolResult)
+            ):
+                out.append(event)
+    return out

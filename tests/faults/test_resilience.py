@@ -21,10 +21,9 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from adkvoice.agents.loading import LoadedAgent
 from adkvoice.backends.embedded import EmbeddedBackend
 from adkvoice.backends.recovery import Backoff
-from adkvoice.conversation.turns import TurnTracker
 from adkvoice.emulator import Emulator, parse_rules
 from adkvoice.emulator.faults import FaultController
-from adkvoice.events import AgentText, Event, Interrupted
+from adkvoice.events import AgentText, AnswerComplete, Event, Interrupted
 from tests.integration.emulator_support import MODELS, running_emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("model", MODELS)]
@@ -64,7 +63,6 @@ class Conversation:
         self.backend = backend
         self.replies: list[str] = []  # one per completed answer, in order
         self._reply: list[str] = []
-        self._tracker = TurnTracker()
         self._answered = asyncio.Event()
         self._task = asyncio.create_task(self._consume())
 
@@ -77,7 +75,7 @@ class Conversation:
             self._reply.append(event.text)
         elif isinstance(event, Interrupted):
             self._reply.clear()  # cut off: a fresh answer follows
-        if self._tracker.feed(event):
+        if isinstance(event, AnswerComplete):
             self.replies.append("".join(self._reply))
             self._reply.clear()
             self._answered.set()

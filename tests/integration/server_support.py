@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from adkvoice.agents.loading import LoadedAgent
 from adkvoice.emulator import Emulator
 from adkvoice.server import AgentServer, ServeOptions
-from adkvoice.wire.serve_protocol import SUBPROTOCOL
+from adkvoice.wire.adkvoice_v1 import SUBPROTOCOL
 
 from .emulator_support import MODEL_2X, STEP_TIMEOUT_S, running_emulator
 

@@ -19,11 +19,12 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
+from adkvoice.backends.endpoints import SeedsEndpoint
 from adkvoice.backends.recovery import Backoff
-from adkvoice.backends.remote import SeedsRemote
-from adkvoice.conversation.turns import TurnTracker
-from adkvoice.events import AgentText, Event, Interrupted, Notice, TurnComplete
-from adkvoice.wire.serve_protocol import SUBPROTOCOL, Hello, encode_hello
+from adkvoice.backends.remote import RemoteBackend
+from adkvoice.events import AgentText, AnswerComplete, Event, Interrupted, Notice, TurnComplete
+from adkvoice.wire.adkvoice_v1 import SUBPROTOCOL, encode_hello
+from adkvoice.wire.base import Hello
 
 pytestmark = pytest.mark.integration
 
@@ -66,23 +67,21 @@ async def scripted(answers_after_reconnect: bool) -> AsyncIterator[tuple[Scripte
 
 async def _one_turn(url: str, resend_after_s: float = 0.3) -> tuple[list[Event], list[Event]]:
     """Events up to the turn's end, and any that follow within 0.8 s (there must be none)."""
-    backend = SeedsRemote(
-        url,
-        modality="TEXT",
+    backend = RemoteBackend(
+        SeedsEndpoint(url, modality="TEXT"),
         backoff=Backoff(first_s=0.01, max_s=0.05, attempts=3),
         resend_after_s=resend_after_s,
     )
     await backend.start()
     events: list[Event] = []
     later: list[Event] = []
-    tracker = TurnTracker()
     try:
         stream = backend.events()
         await backend.send_text("hi")
         async with asyncio.timeout(10):
             async for event in stream:
                 events.append(event)
-                if tracker.feed(event):
+                if isinstance(event, AnswerComplete):
                     break
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.8):

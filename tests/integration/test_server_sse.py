@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from adkvoice.wire.serve_protocol import SseDone, SseError, decode_sse_data
+from adkvoice.wire.chat_sse import SseDone, SseError, decode_sse_data
 
 from .server_support import client, seed_turn, serving, sse_lines
 

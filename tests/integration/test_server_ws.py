@@ -10,7 +10,7 @@ import json
 import pytest
 
 from adkvoice.events import AgentAudio, Transcript, TurnComplete
-from adkvoice.wire.serve_protocol import SUBPROTOCOL, decode_server_frame
+from adkvoice.wire.adkvoice_v1 import SUBPROTOCOL, decode_server_frame
 
 from .emulator_support import MODEL_3X, chunks, silence_16k, utterance_16k
 from .server_support import (

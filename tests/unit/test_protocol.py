@@ -18,6 +18,7 @@ from adkvoice.events import (
     Interrupted,
     Notice,
     ResumptionHandle,
+    SegmentText,
     ToolCall,
     ToolResult,
     Transcript,
@@ -25,29 +26,26 @@ from adkvoice.events import (
     Usage,
     UserText,
 )
-from adkvoice.wire.serve_protocol import (
-    SSE_DONE,
-    AudioInput,
-    EndInput,
-    FrameError,
-    Hello,
-    SeedEncoder,
-    SseDone,
-    SseError,
-    TextDeltas,
-    TextInput,
+from adkvoice.wire.adkvoice_v1 import (
     decode_client_frame,
     decode_server_frame,
-    decode_sse_data,
     encode_client_audio,
     encode_client_end,
     encode_client_text,
     encode_error,
     encode_extended,
     encode_hello,
+)
+from adkvoice.wire.base import AudioInput, EndInput, FrameError, Hello, TextInput
+from adkvoice.wire.chat_sse import (
+    SSE_DONE,
+    SseDone,
+    SseError,
+    decode_sse_data,
     encode_sse_error,
     encode_sse_text,
 )
+from adkvoice.wire.seeds import SeedEncoder
 
 PCM = b"\x01\x00\xff\x7f\x00\x80\x10\x20"
 PCM_B64 = base64.b64encode(PCM).decode("ascii")
@@ -132,8 +130,8 @@ def test_seed_encoder_sends_what_the_sample_sends() -> None:
         assert enc.encode(quiet) == []
 
 
-def test_text_deltas() -> None:
-    deltas = TextDeltas()
+def test_segment_text_shows_new_text_once() -> None:
+    deltas = SegmentText()
     assert deltas.feed("a", final=False) == "a"
     assert deltas.feed("", final=False) is None
     assert deltas.feed("ab", final=True) is None

@@ -147,13 +147,13 @@ def test_file_truncated_mid_write_still_parses(tmp_path: Path) -> None:
 def test_events_are_written_as_jsonl_with_offsets(tmp_path: Path) -> None:
     clock = FakeClock()
     rec = make(tmp_path, clock)
-    rec.add_event(Transcript(speaker="user", text="hello", finished=True, at=T0 + 1.5))
-    rec.add_event(AgentText(text="hi", partial=False, at=T0 + 2.0))
-    rec.add_event(Interrupted(at=T0 + 2.5))
+    rec.handle(Transcript(speaker="user", text="hello", finished=True, at=T0 + 1.5))
+    rec.handle(AgentText(text="hi", partial=False, at=T0 + 2.0))
+    rec.handle(Interrupted(at=T0 + 2.5))
     # Lines are flushed as written: readable before close.
     lines = [json.loads(line) for line in rec.events_path.read_text().splitlines()]
     rec.close()
-    rec.add_event(Interrupted())  # after close: ignored, not an error
+    rec.handle(Interrupted())  # after close: ignored, not an error
     assert lines[0]["type"] == "recording"
     assert lines[0]["wav"] == "rec.wav"
     assert lines[0]["channels"] == ["mic", "agent"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from adkvoice.backends.recovery import (
     MAX_TURN_FAILURES,
     AnsweredFromHistory,
-    AudioHold,
+    AwaitServer,
     GiveUp,
     Retry,
+    SendHold,
     ToolReplay,
     TurnLedger,
 )
@@ -123,13 +124,33 @@ def test_tool_replay_matches_arguments_regardless_of_key_order() -> None:
 
 
 def test_audio_hold_keeps_the_newest_audio_and_counts_what_it_dropped() -> None:
-    hold = AudioHold(max_bytes=10)
-    assert not hold.add(b"aaaa")
-    assert not hold.add(b"bbbb")
-    assert hold.add(b"cccc")  # first drop reported once
-    assert not hold.add(b"dddd")
+    hold: SendHold[bytes] = SendHold(max_audio_bytes=10)
+    assert not hold.add(b"aaaa", audio_bytes=4)
+    assert not hold.add(b"bbbb", audio_bytes=4)
+    assert hold.add(b"cccc", audio_bytes=4)  # first drop reported once
+    assert not hold.add(b"dddd", audio_bytes=4)
     assert hold.held_bytes == 8
     assert hold.dropped_bytes == 8
     assert hold.take() == [b"cccc", b"dddd"]
     assert hold.held_bytes == 0
     assert hold.dropped_bytes == 0
+
+
+def test_send_hold_keeps_typed_turns_in_order_and_drops_only_audio() -> None:
+    hold: SendHold[str] = SendHold(max_audio_bytes=4)
+    hold.add("a1", audio_bytes=4)
+    hold.add("hello")
+    hold.add("a2", audio_bytes=4)
+    assert hold.take() == ["hello", "a2"]
+
+
+def test_a_remote_reconnect_waits_for_the_server_before_resending() -> None:
+    ledger, _ = _ledger_with_turn_taken()
+    ledger.observe(AgentText(text="Hel", partial=True))
+    ledger.disconnected(failed=True)
+    assert ledger.connected(history_ends_with_user=None) == AwaitServer(text="hi", had_output=True)
+    assert ledger.pending is not None
+    assert not ledger.pending.output_seen
+    ledger.observe(AgentText(text="Hello", partial=True))
+    assert ledger.observe(TurnComplete())
+    assert ledger.pending is None

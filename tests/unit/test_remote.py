@@ -4,8 +4,9 @@ import random
 
 import pytest
 
+from adkvoice.backends.endpoints import RunLiveEndpoint, SeedsEndpoint
 from adkvoice.backends.recovery import Backoff
-from adkvoice.backends.remote import RunLiveRemote, SeedsRemote, remote_backend
+from adkvoice.backends.remote import remote_backend
 from adkvoice.errors import ConfigError
 
 
@@ -21,11 +22,11 @@ def test_backoff_grows_is_jittered_and_bounded() -> None:
 
 
 def test_url_picks_the_protocol() -> None:
-    assert isinstance(remote_backend("ws://h:1/ws/abc", modality="TEXT"), SeedsRemote)
-    live = remote_backend("ws://h:1/run_live?app_name=my_agent", modality="AUDIO")
-    assert isinstance(live, RunLiveRemote)
-    assert "modalities=AUDIO" in live._connect_url()
-    assert "session_id=adkvoice-" in live._connect_url()
+    assert isinstance(remote_backend("ws://h:1/ws/abc", modality="TEXT").endpoint, SeedsEndpoint)
+    live = remote_backend("ws://h:1/run_live?app_name=my_agent", modality="AUDIO").endpoint
+    assert isinstance(live, RunLiveEndpoint)
+    assert "modalities=AUDIO" in live.connect_url()
+    assert "session_id=adkvoice-" in live.connect_url()
 
 
 @pytest.mark.parametrize(
@@ -42,6 +43,13 @@ def test_bad_urls_are_one_clear_line(url: str, words: str) -> None:
 
 
 def test_seeds_url_gets_is_audio_from_the_modality() -> None:
-    assert SeedsRemote("ws://h/ws/a", modality="AUDIO")._connect_url().endswith("is_audio=true")
-    kept = SeedsRemote("ws://h/ws/a?is_audio=false&x=1", modality="AUDIO")._connect_url()
+    assert SeedsEndpoint("ws://h/ws/a", modality="AUDIO").connect_url().endswith("is_audio=true")
+    kept = SeedsEndpoint("ws://h/ws/a?is_audio=false&x=1", modality="AUDIO").connect_url()
     assert "is_audio=false" in kept
+
+
+def test_capabilities_are_known_before_connecting() -> None:
+    assert not remote_backend("ws://h:1/ws/abc", modality="AUDIO").capabilities.push_to_talk
+    live = remote_backend("ws://h:1/run_live?app_name=a", modality="AUDIO")
+    assert not live.capabilities.push_to_talk  # ADK's run_live keeps the model's VAD on
+    assert live.capabilities.tool_events

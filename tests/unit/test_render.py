@@ -6,13 +6,8 @@ import json
 from rich.console import Console
 
 from adkvoice import events as ev
-from adkvoice.ui.chat_view import (
-    JsonLinesView,
-    PlainChatView,
-    RichChatView,
-    format_call,
-    format_value,
-)
+from adkvoice.ui.chat_view import JsonLinesView, PlainChatView, RichChatView
+from adkvoice.ui.lines import format_call, format_value
 
 
 def _rich() -> tuple[RichChatView, io.StringIO]:
@@ -23,12 +18,13 @@ def _rich() -> tuple[RichChatView, io.StringIO]:
 
 def test_streamed_text_is_shown_once() -> None:
     view, out = _rich()
-    view.user_turn("hello")
+    view.handle(ev.UserText(text="hello"))
     for delta in ("Hel", "lo ", "there"):
         view.handle(ev.AgentText(text=delta, partial=True))
     view.handle(ev.AgentText(text="Hello there", partial=False))
     view.handle(ev.Usage(prompt_tokens=1, response_tokens=2, total_tokens=3))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     lines = out.getvalue().splitlines()
     assert lines[0] == "agent › Hello there"
     assert lines[1].startswith("── ")
@@ -38,15 +34,16 @@ def test_streamed_text_is_shown_once() -> None:
 
 def test_whole_text_without_deltas_is_printed() -> None:
     view, out = _rich()
-    view.user_turn("hi")
+    view.handle(ev.UserText(text="hi"))
     view.handle(ev.AgentText(text="Hi!", partial=False))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     assert out.getvalue().splitlines()[0] == "agent › Hi!"
 
 
 def test_tool_call_shows_name_args_result_and_duration() -> None:
     view, out = _rich()
-    view.user_turn("time?")
+    view.handle(ev.UserText(text="time?"))
     view.handle(ev.ToolCall(call_id="1", name="get_current_time", args={"timezone": "UTC"}))
     view.handle(
         ev.ToolResult(
@@ -55,6 +52,7 @@ def test_tool_call_shows_name_args_result_and_duration() -> None:
     )
     view.handle(ev.AgentText(text="It is 10:00.", partial=False))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     text = out.getvalue()
     assert '⚙ get_current_time(timezone="UTC")' in text
     assert '↳ {"time": "10:00"} · 4 ms' in text
@@ -63,12 +61,13 @@ def test_tool_call_shows_name_args_result_and_duration() -> None:
 
 def test_interruption_and_speech_transcripts() -> None:
     view, out = _rich()
-    view.user_turn("talk")
+    view.handle(ev.UserText(text="talk"))
     view.handle(ev.Transcript(speaker="agent", text="Once upon", finished=False))
     view.handle(ev.AgentAudio(pcm=b"\x00\x00" * 24_000))
     view.handle(ev.Interrupted())
     view.handle(ev.Transcript(speaker="user", text="stop", finished=True))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     lines = out.getvalue().splitlines()
     assert lines[0] == "agent 🔊 Once upon"
     assert lines[1] == "⏹ interrupted"
@@ -86,16 +85,18 @@ def test_notices_and_errors() -> None:
 def test_plain_view_prints_only_replies() -> None:
     out = io.StringIO()
     view = PlainChatView(out)
-    view.user_turn("hello")
+    view.handle(ev.UserText(text="hello"))
     view.handle(ev.AgentText(text="Hel", partial=True))
     view.handle(ev.AgentText(text="lo", partial=True))
     view.handle(ev.AgentText(text="Hello", partial=False))
     view.handle(ev.TurnComplete())
-    view.user_turn("time?")
+    view.handle(ev.AnswerComplete())
+    view.handle(ev.UserText(text="time?"))
     view.handle(ev.ToolCall(call_id="1", name="t", args={}))
     view.handle(ev.ToolResult(call_id="1", name="t", response={}, duration_s=None))
     view.handle(ev.Transcript(speaker="agent", text="It is noon.", finished=True))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     view.close()
     assert out.getvalue() == "Hello\nIt is noon.\n"
     assert "\x1b" not in out.getvalue()
@@ -104,13 +105,14 @@ def test_plain_view_prints_only_replies() -> None:
 def test_plain_view_keeps_a_cut_and_asked_again_reply_on_one_line() -> None:
     out, err = io.StringIO(), io.StringIO()
     view = PlainChatView(out, err)
-    view.user_turn("hello")
+    view.handle(ev.UserText(text="hello"))
     view.handle(ev.AgentText(text="Hel", partial=True))
     view.handle(ev.Interrupted())
     view.handle(ev.Notice(message="asking again", level="warning"))
     view.handle(ev.AgentText(text="Hello there", partial=True))
     view.handle(ev.AgentText(text="Hello there", partial=False))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     view.close()
     assert out.getvalue() == "Hel… Hello there\n"
     assert err.getvalue() == "asking again\n"
@@ -119,11 +121,17 @@ def test_plain_view_keeps_a_cut_and_asked_again_reply_on_one_line() -> None:
 def test_json_lines_view_writes_one_object_per_event() -> None:
     out = io.StringIO()
     view = JsonLinesView(out)
-    view.user_turn("hi")
+    view.handle(ev.UserText(text="hi"))
     view.handle(ev.AgentText(text="Hi", partial=False))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["type"] for r in records] == ["user_text", "agent_text", "turn_complete"]
+    assert [r["type"] for r in records] == [
+        "user_text",
+        "agent_text",
+        "turn_complete",
+        "answer_complete",
+    ]
 
 
 def test_value_formatting_is_bounded() -> None:
@@ -135,10 +143,30 @@ def test_value_formatting_is_bounded() -> None:
 
 def test_a_tool_round_ends_with_one_summary_line() -> None:
     view, out = _rich()
-    view.user_turn("time?")
+    view.handle(ev.UserText(text="time?"))
     view.handle(ev.ToolCall(call_id="1", name="get_current_time", args={}))
     view.handle(ev.ToolResult(call_id="1", name="get_current_time", response={}, duration_s=0.001))
     view.handle(ev.TurnComplete())  # Gemini 2.x: the turn that asked for the tool
     view.handle(ev.AgentText(text="It is noon.", partial=False))
     view.handle(ev.TurnComplete())
+    view.handle(ev.AnswerComplete())
     assert sum(line.startswith("── ") for line in out.getvalue().splitlines()) == 1
+
+
+def test_only_the_answers_end_gets_a_summary_line() -> None:
+    view, out = _rich()
+    view.handle(ev.UserText(text="time?"))
+    view.handle(ev.ToolCall(call_id="1", name="t", args={}))
+    view.handle(ev.TurnComplete())
+    assert not any(line.startswith("── ") for line in out.getvalue().splitlines())
+    view.handle(ev.AnswerComplete())
+    assert out.getvalue().splitlines()[-1].startswith("── ")
+
+
+def test_the_summary_times_come_from_the_events() -> None:
+    view, out = _rich()
+    view.handle(ev.UserText(text="hi", at=100.0))
+    view.handle(ev.AgentText(text="Hi!", partial=False, at=100.25))
+    view.handle(ev.TurnComplete(at=101.0))
+    view.handle(ev.AnswerComplete(at=101.5))
+    assert "── 1.50 s · first output 250 ms" in out.getvalue()

@@ -1,5 +1,5 @@
 from adkvoice import events as ev
-from adkvoice.conversation.turns import TurnTracker
+from adkvoice.backends.turns import TurnTracker
 
 
 def _run(events: list[ev.Event]) -> list[bool]:
@@ -42,3 +42,13 @@ def test_speech_and_audio_count_as_answers() -> None:
     assert _run([CALL, RESULT, ev.TurnComplete(), audio, ev.TurnComplete()])[-1]
     user = ev.Transcript(speaker="user", text="hm", finished=True)
     assert not _run([CALL, RESULT, ev.TurnComplete(), user, ev.TurnComplete()])[3]
+
+
+def test_without_tool_events_an_empty_model_turn_is_a_tool_round() -> None:
+    tracker = TurnTracker(tools_unseen=True)
+    assert not tracker.feed(ev.TurnComplete())  # the turn that asked for the tool
+    assert not tracker.feed(ev.AgentText(text="It is 10:42.", partial=False))
+    assert tracker.feed(ev.TurnComplete())
+    # Two empty turns in a row still end the answer (nothing to say after the tool).
+    assert not tracker.feed(ev.TurnComplete())
+    assert tracker.feed(ev.TurnComplete())

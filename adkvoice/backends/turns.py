@@ -29,13 +29,19 @@ def is_agent_output(event: Event) -> bool:
 
 
 class TurnTracker:
-    def __init__(self) -> None:
+    """`tools_unseen`: the transport does not carry tool calls (the seeds protocol), so a
+    model turn that ends with nothing said is taken for a tool round too."""
+
+    def __init__(self, *, tools_unseen: bool = False) -> None:
+        self.tools_unseen = tools_unseen
         self._tool_round = False  # a tool ran and the model has not answered since
         self._empty_completes = 0
+        self._heard = False  # output (or an interruption) since the last TurnComplete
 
     def reset(self) -> None:
         self._tool_round = False
         self._empty_completes = 0
+        self._heard = False
 
     def feed(self, event: Event) -> bool:
         """Fold in one event; True when it ends the agent's answer to the user's turn."""
@@ -44,8 +50,11 @@ class TurnTracker:
             self._empty_completes = 0
         elif is_agent_output(event) or isinstance(event, Interrupted):
             self._tool_round = False
+            self._heard = True
         elif isinstance(event, TurnComplete):
-            if not self._tool_round:
+            tool_round = self._tool_round or (self.tools_unseen and not self._heard)
+            self._heard = False
+            if not tool_round:
                 self.reset()
                 return True
             self._empty_completes += 1

@@ -1,0 +1,164 @@
+"""Where a `--url` points and how to talk there: the URL rules, the handshake, the codec.
+
+An endpoint knows one kind of server; `RemoteBackend` manages the connection for all.
+- `SeedsEndpoint`: `adkvoice serve` or any server speaking the ADK streaming sample's
+  `/ws/{session_id}` protocol; it offers the adkvoice.v1 extension and uses it when the
+  server selects it (binary audio, richer events).
+- `RunLiveEndpoint`: `adk api_server` / `adk web` at `/run_live?app_name=…`; the session
+  is created over REST first.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from websockets.typing import Subprotocol
+
+from adkvoice.backends.base import Capabilities
+from adkvoice.errors import BackendError, ConfigError, ConnectionLostError
+from adkvoice.events import Modality
+from adkvoice.store.sessions import new_session_id
+from adkvoice.wire import adkvoice_v1, run_live, seeds
+from adkvoice.wire.base import ClientCodec
+
+
+def with_query(url: str, **params: str) -> str:
+    """`url` with `params` added unless already present."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    for key, value in params.items():
+        query.setdefault(key, value)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class Endpoint(Protocol):
+    url: str  # as the user gave it, for messages
+    capabilities: Capabilities
+
+    def connect_url(self) -> str: ...
+
+    def subprotocols(self) -> list[Subprotocol] | None: ...
+
+    async def prepare(self) -> None:
+        """Work before each connection attempt (creating the session over REST)."""
+        ...
+
+    def codec(self, subprotocol: str | None) -> ClientCodec:
+        """The codec for a connection whose handshake chose `subprotocol`."""
+        ...
+
+    def description(self, codec: ClientCodec) -> str: ...
+
+
+class SeedsEndpoint:
+    """`ws://HOST/ws/SESSION_ID`: the seeds' protocol, or adkvoice.v1 if offered back."""
+
+    capabilities = Capabilities(push_to_talk=False, tool_events=False, user_transcripts=False)
+
+    def __init__(self, url: str, *, modality: Modality) -> None:
+        self.url = url
+        self._is_audio = modality == "AUDIO"
+
+    def connect_url(self) -> str:
+        return with_query(self.url, is_audio="true" if self._is_audio else "false")
+
+    def subprotocols(self) -> list[Subprotocol] | None:
+        return [Subprotocol(adkvoice_v1.SUBPROTOCOL)]
+
+    async def prepare(self) -> None:
+        return None
+
+    def codec(self, subprotocol: str | None) -> ClientCodec:
+        if subprotocol == adkvoice_v1.SUBPROTOCOL:
+            return adkvoice_v1.V1ClientCodec(is_audio=self._is_audio)
+        return seeds.SeedsClientCodec(is_audio=self._is_audio)
+
+    def description(self, codec: ClientCodec) -> str:
+        return f"{self.url} · {codec.name}"
+
+
+class RunLiveEndpoint:
+    """`ws://HOST/run_live?app_name=…&user_id=…&session_id=…` (`adk api_server`, `adk web`)."""
+
+    # ADK's /run_live builds its own RunConfig with the model's voice detection on, and no
+    # query parameter turns it off: the model refuses activity signals then (1007).
+    capabilities = Capabilities(
+        push_to_talk=False, tool_events=True, user_transcripts=True, usage=True
+    )
+
+    def __init__(self, url: str, *, modality: Modality, token: str | None) -> None:
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+        if not query.get("app_name"):
+            raise ConfigError(
+                "--url …/run_live needs ?app_name=<agent folder name> (user_id and "
+                "session_id are optional)"
+            )
+        self.url = url
+        self._modality = modality
+        self._token = token
+        self._app = query["app_name"]
+        self._user = query.get("user_id") or "user"
+        self.session_id = query.get("session_id") or new_session_id()
+
+    def connect_url(self) -> str:
+        return with_query(
+            self.url, user_id=self._user, session_id=self.session_id, modalities=self._modality
+        )
+
+    def subprotocols(self) -> list[Subprotocol] | None:
+        return None
+
+    def codec(self, subprotocol: str | None) -> ClientCodec:
+        return run_live.RunLiveClientCodec()
+
+    def description(self, codec: ClientCodec) -> str:
+        return f"{self.url} · {codec.name} · session {self.session_id}"
+
+    def _rest_base(self) -> str:
+        parts = urlsplit(self.url)
+        scheme = "https" if parts.scheme == "wss" else "http"
+        return f"{scheme}://{parts.netloc}"
+
+    async def prepare(self) -> None:
+        """`adk api_server` needs the session to exist: create it unless it does."""
+        import httpx
+
+        base = self._rest_base()
+        path = f"/apps/{self._app}/users/{self._user}/sessions"
+        try:
+            async with httpx.AsyncClient(
+                base_url=base, headers=auth_headers(self._token), timeout=10
+            ) as http:
+                found = await http.get(f"{path}/{self.session_id}")
+                if found.status_code == 200:
+                    return
+                created = await http.post(path, json={"session_id": self.session_id})
+        except httpx.HTTPError as exc:
+            raise ConnectionLostError(f"cannot reach {base}: {exc}") from None
+        if created.status_code == 404:
+            raise ConfigError(f"{base} has no agent named {self._app!r} (check app_name)")
+        if created.status_code >= 400:
+            raise BackendError(
+                f"{base} refused to create session {self.session_id} (HTTP {created.status_code})"
+            )
+
+
+def endpoint_for(url: str, *, modality: Modality, token: str | None = None) -> Endpoint:
+    """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/ID` the
+    seeds' protocol."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise ConfigError(f"--url must start with ws:// or wss://, not {url!r}")
+    if parts.path.rstrip("/").endswith("/run_live"):
+        return RunLiveEndpoint(url, modality=modality, token=token)
+    if "/ws/" not in parts.path:
+        raise ConfigError(
+            "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve) or "
+            "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server)"
+        )
+    return SeedsEndpoint(url, modality=modality)

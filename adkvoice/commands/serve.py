@@ -1,0 +1,59 @@
+"""`adkvoice serve`: host the agent for browsers and remote terminals."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from adkvoice.app import configure_logging, run_main
+from adkvoice.backends.factory import default_handles_dir, is_ephemeral, live_endpoint
+from adkvoice.config import ServeSettings
+from adkvoice.events import Notice
+from adkvoice.store.sessions import open_store
+
+
+async def serve_agent(settings: ServeSettings) -> int:
+    from adkvoice.agents.loading import load_agent_dir, load_bundled_agent
+    from adkvoice.server import ServeOptions, serve
+
+    err = Console(stderr=True)
+
+    def say(notice: Notice) -> None:
+        err.print(notice.message, style="cyan", highlight=False, soft_wrap=True)
+
+    loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
+    store = open_store(settings.sessions)
+    async with live_endpoint(
+        settings.backend, settings.emulator_rules, say, text_chunk_delay_s=0.03, audio_pacing=1.0
+    ) as (label, _emulator):
+        options = ServeOptions(
+            host=settings.host,
+            port=settings.port,
+            token=settings.token,
+            certfile=settings.certfile,
+            keyfile=settings.keyfile,
+            log_level="debug" if settings.debug else settings.log_level,
+            allowed_origins=settings.allowed_origins,
+            model=settings.model,
+            session_service=store.service,
+            endpoint_label=label,
+            max_sessions=settings.max_sessions,
+            handles_dir=None if is_ephemeral(store) else default_handles_dir(),
+            store_label=store.label,
+            context_compression=settings.context_compression,
+        )
+
+        def ready(url: str) -> None:
+            say(
+                Notice(message=f"Serving {loaded.source} at {url} (conversations in {store.label})")
+            )
+            say(Notice(message="Ctrl-C stops it after running turns finish."))
+
+        await serve(loaded, options, on_ready=ready)
+    return 0
+
+
+def run_serve(settings: ServeSettings) -> int:
+    configure_logging(settings.debug)
+    # While serving, uvicorn turns SIGINT/SIGTERM into a graceful drain; stopping it is
+    # the normal way to end, so an interrupt is not a failure.
+    return run_main(lambda: serve_agent(settings), own_signals=False, interrupted_exit=0)

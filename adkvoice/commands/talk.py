@@ -1,0 +1,138 @@
+"""`adkvoice talk`: a voice conversation from the terminal (or `--input-wav`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from adkvoice.app import configure_logging, run_main
+from adkvoice.backends.factory import open_backend
+from adkvoice.config import TalkSettings
+from adkvoice.events import Notice
+from adkvoice.tasks import Supervisor
+
+if TYPE_CHECKING:
+    from adkvoice.audio.aec import EchoCanceller
+    from adkvoice.audio.wav_source import WavSource
+    from adkvoice.conversation.voice import TalkSession
+
+
+def _echo_notice(settings: TalkSettings, echo: EchoCanceller | str | None) -> str | None:
+    if not settings.echo_cancellation:
+        return "echo cancellation off: use headphones, or the agent may hear itself"
+    if isinstance(echo, str):
+        return (
+            f"{echo}: the microphone is muted to the model while the agent speaks; "
+            "speak up to cut in"
+        )
+    if echo is not None:
+        return f"echo cancellation on ({echo.name}): speak any time, even over the agent"
+    return None  # a file as the microphone: there is no echo
+
+
+async def talk(settings: TalkSettings, console: Console) -> int:
+    from adkvoice.audio.aec import try_canceller  # light: the engine loads lazily
+    from adkvoice.audio.capture import Capture
+    from adkvoice.audio.playback import Playback
+    from adkvoice.audio.recorder import Recorder
+    from adkvoice.conversation.voice import TalkSession
+    from adkvoice.ui.keys import Command, KeyReader, TypedLine
+    from adkvoice.ui.talk_view import TalkState, TalkView
+
+    view = TalkView(console, TalkState(push_to_talk=settings.push_to_talk))
+    wav: WavSource | None = None
+    capture: Capture | None = None
+    if settings.input_wav is not None:
+        from adkvoice.audio.wav_source import WavSource
+
+        wav = WavSource(settings.input_wav)
+    else:
+        capture = Capture(settings.input_device)
+    source = wav or capture
+    assert source is not None
+    # A file as the microphone hears no echo; otherwise load the canceller (a native
+    # library, ~0.25 s) off the loop while the devices open.
+    echo_loading: asyncio.Task[EchoCanceller | str] | None = None
+    if settings.echo_cancellation and settings.input_wav is None:
+        echo_loading = asyncio.create_task(asyncio.to_thread(try_canceller))
+    playback = Playback(
+        settings.output_device,
+        tap=settings.record_dir is not None or echo_loading is not None,  # echo reference
+    )
+    recorder = Recorder(settings.record_dir) if settings.record_dir is not None else None
+    keys: KeyReader | None = None
+    view.start()
+    try:
+        # Devices first: a missing microphone should fail before the model is dialled.
+        if capture is not None:
+            await capture.start()
+        await playback.start()
+        async with open_backend(
+            settings.connect, view.handle, manual_activity=settings.push_to_talk
+        ) as backend:
+            echo = await echo_loading if echo_loading is not None else None
+            session = TalkSession(
+                backend,
+                view,
+                playback,
+                push_to_talk=settings.push_to_talk,
+                half_duplex=echo_loading is not None,  # the fallback without a canceller
+                recorder=recorder,
+                canceller=echo if not isinstance(echo, str) else None,
+            )
+            publish = session.conversation.publish
+            if (echo_line := _echo_notice(settings, echo)) is not None:
+                publish(Notice(message=echo_line, level="info"))
+            supervisor = Supervisor()
+            loop = asyncio.get_running_loop()
+            if KeyReader.available() and settings.input_wav is None:
+
+                def on_key(item: Command | TypedLine) -> None:
+                    supervisor.spawn(session.on_input(item), name="key")
+
+                keys = KeyReader(loop, on_key, on_error=supervisor.fail)
+                keys.start()
+            prompt = "speak now" if not settings.push_to_talk else "press space to talk"
+            publish(Notice(message=prompt, level="info"))
+            tasks = [
+                supervisor.spawn(session.pump_mic(source), name="mic"),
+                supervisor.spawn(session.pump_events(), name="events"),
+                supervisor.spawn(session.watch_playback(), name="playback"),
+                supervisor.spawn(session.quit.wait(), name="quit"),
+            ]
+            if wav is not None:
+                tasks.append(supervisor.spawn(_end_after_wav(session, wav), name="wav"))
+            await supervisor.run_until_first_done(tasks)
+    finally:
+        if keys is not None:
+            keys.stop()
+        view.stop()
+        with contextlib.suppress(Exception):
+            await playback.aclose()
+        if capture is not None:
+            with contextlib.suppress(Exception):
+                await capture.aclose()
+        if recorder is not None:
+            recorder.close()
+            console.print(f"Recorded {recorder.wav_path} and {recorder.events_path}", style="dim")
+    return 0
+
+
+async def _end_after_wav(session: TalkSession, source: WavSource) -> None:
+    """With --input-wav: end once the file has been heard, answered and played."""
+    await source.finished.wait()
+    session.answered.clear()
+    # The model answers once it hears the silence after the speech.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            await session.answered.wait()
+    await session.playback.drain(timeout_s=60)
+    session.quit.set()
+
+
+def run_talk(settings: TalkSettings) -> int:
+    configure_logging(settings.debug)
+    return run_main(lambda: talk(settings, Console()))

@@ -1,0 +1,1 @@
+"""One behavioural contract, run over every backend a user can pick."""

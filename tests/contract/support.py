@@ -1,0 +1,409 @@
+"""The backends a user can pick, each started against the offline emulator, and an event
+collector the contract tests share.
+
+Nothing is mocked: every backend runs the real ADK and google-genai against the emulator
+on loopback. The four transports:
+
+- ``embedded``: `Runner.run_live` in this process (`factory.embedded_backend`).
+- ``seeds``: `adkvoice serve`, spoken to in the plain seeds protocol (the client offers
+  no subprotocol, so the server answers in the seeds' frames).
+- ``adkvoice.v1``: `adkvoice serve`, with the extension negotiated.
+- ``run_live``: ADK's own api server (`get_fast_api_app`, under uvicorn in this process),
+  at ``/run_live``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import uvicorn
+from google.adk.agents.base_agent import BaseAgent
+from google.adk.apps.app import App
+from google.adk.cli.fast_api import get_fast_api_app
+from google.adk.cli.utils.base_agent_loader import BaseAgentLoader
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from websockets.typing import Subprotocol
+
+from adkvoice.backends.base import Backend
+from adkvoice.backends.endpoints import RunLiveEndpoint, SeedsEndpoint
+from adkvoice.backends.factory import embedded_backend
+from adkvoice.backends.recovery import Backoff
+from adkvoice.backends.remote import RemoteBackend
+from adkvoice.emulator import Emulator
+from adkvoice.events import (
+    AgentAudio,
+    AgentText,
+    AnswerComplete,
+    ErrorEvent,
+    Event,
+    Interrupted,
+    Notice,
+    SegmentText,
+    Transcript,
+    TurnComplete,
+)
+from tests.integration.emulator_support import MODEL_2X, running_emulator, utterance_16k
+from tests.integration.server_support import Clock, make_agent, serving
+
+Kind = Literal["embedded", "seeds", "adkvoice.v1", "run_live"]
+KINDS: tuple[Kind, ...] = ("embedded", "seeds", "adkvoice.v1", "run_live")
+Modality = Literal["TEXT", "AUDIO"]
+
+STEP_S = 10.0  # the longest any one step (a connection, an answer) may take
+QUIET_S = 0.4  # after an answer: a doubled AnswerComplete would arrive within this
+APP = "servetest"  # make_agent's app name, also the /run_live app_name
+# Reconnects quickly, so a dropped connection costs the tests little time.
+FAST_BACKOFF = Backoff(first_s=0.05, max_s=0.2, attempts=8)
+
+
+class PlainSeedsEndpoint(SeedsEndpoint):
+    """`SeedsEndpoint` that does not offer adkvoice.v1: the server speaks plain seeds."""
+
+    def subprotocols(self) -> list[Subprotocol] | None:
+        return None
+
+
+# -- ADK's api server, in process ----------------------------------------------------------
+class OneAgentLoader(BaseAgentLoader):
+    """Serves the test agent under `APP`, built in this test (so its genai client is
+    built after the emulator's environment is set, not cached from an earlier test)."""
+
+    def __init__(self, agent: BaseAgent) -> None:
+        self._agent = agent
+
+    def load_agent(self, agent_name: str) -> BaseAgent | App:
+        if agent_name != APP:
+            raise ValueError(f"no agent {agent_name!r}")
+        return self._agent
+
+    def list_agents(self) -> list[str]:
+        return [APP]
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn that leaves the test process's signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def adk_api_server(agent: BaseAgent, agents_dir: Path) -> AsyncIterator[str]:
+    """`adk api_server` for `agent`, on 127.0.0.1 at a free port; yields its ws:// base.
+    `agents_dir` is an existing folder the server may keep files under (it keeps none:
+    its sessions, artifacts and memory are in memory)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        async with _uvicorn_on(sock, agent, agents_dir) as url:
+            yield url
+
+
+@asynccontextmanager
+async def _uvicorn_on(
+    sock: socket.socket, agent: BaseAgent, agents_dir: Path
+) -> AsyncIterator[str]:
+    port = int(sock.getsockname()[1])
+    app = get_fast_api_app(
+        agents_dir=str(agents_dir),
+        agent_loader=OneAgentLoader(agent),
+        session_service_uri="memory://",
+        artifact_service_uri="memory://",
+        memory_service_uri="memory://",
+        use_local_storage=False,
+        web=False,
+        host="127.0.0.1",
+        port=port,
+    )
+    config = uvicorn.Config(
+        app, log_config=None, log_level="warning", lifespan="off", ws="websockets-sansio"
+    )
+    server = _QuietUvicorn(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="adk-api-server")
+    try:
+        async with asyncio.timeout(STEP_S):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise AssertionError("the ADK api server stopped while starting")
+                await asyncio.sleep(0.01)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        try:
+            async with asyncio.timeout(STEP_S):
+                await task
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# -- a started backend of each kind --------------------------------------------------------
+@dataclass
+class Live:
+    """A started backend, the emulator behind it and the tool it runs."""
+
+    kind: Kind
+    backend: Backend
+    emulator: Emulator
+    clock: Clock
+    events: Collector
+
+    async def model_connected(self) -> None:
+        """Until the agent has a live connection to the model (the emulator's side)."""
+        async with asyncio.timeout(STEP_S):
+            while self.emulator.faults.live_connections < 1:  # noqa: ASYNC110 - a counter
+                await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def _remote(kind: Kind, url: str, modality: Modality) -> AsyncIterator[RemoteBackend]:
+    endpoint: SeedsEndpoint | RunLiveEndpoint
+    if kind == "seeds":
+        endpoint = PlainSeedsEndpoint(url, modality=modality)
+    elif kind == "adkvoice.v1":
+        endpoint = SeedsEndpoint(url, modality=modality)
+    else:
+        endpoint = RunLiveEndpoint(url, modality=modality, token=None)
+    backend = RemoteBackend(endpoint, backoff=FAST_BACKOFF, resend_after_s=1.0)
+    async with asyncio.timeout(STEP_S):
+        await backend.start()
+    yield backend
+
+
+@asynccontextmanager
+async def _backend(
+    kind: Kind,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    modality: Modality,
+    manual_activity: bool,
+    model: str,
+    emulator: dict[str, Any],
+) -> AsyncIterator[tuple[Backend, Emulator, Clock]]:
+    if kind in ("seeds", "adkvoice.v1"):
+        async with serving(monkeypatch, model=model, emulator=emulator, audio_burst_s=30) as srv:
+            url = f"{srv.server.ws_url}/ws/contract1"
+            async with _remote(kind, url, modality) as remote:
+                yield remote, srv.emulator, srv.clock
+        return
+    async with running_emulator(monkeypatch, **emulator) as emu:
+        clock = Clock()
+        loaded = make_agent(model, clock)
+        if kind == "run_live":
+            assert loaded.agent is not None
+            async with adk_api_server(loaded.agent, tmp_path) as base:
+                url = f"{base}/run_live?app_name={APP}&user_id=u1"
+                async with _remote(kind, url, modality) as remote:
+                    yield remote, emu, clock
+            return
+        embedded = embedded_backend(
+            loaded,
+            modality=modality,
+            model=None,
+            session_service=InMemorySessionService(),
+            store_label="memory",
+            handles_dir=None,
+            user_id="user",
+            session_id=None,
+            endpoint_label="emulator",
+            context_compression=0,
+            manual_activity=manual_activity,
+        )
+        await embedded.start()
+        yield embedded, emu, clock
+
+
+@asynccontextmanager
+async def started(
+    kind: Kind,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    modality: Modality = "TEXT",
+    manual_activity: bool = False,
+    model: str = MODEL_2X,
+    emulator: dict[str, Any] | None = None,
+) -> AsyncIterator[Live]:
+    """A started backend of `kind`, its events collected; closed (bounded) on exit."""
+    async with _backend(
+        kind,
+        monkeypatch,
+        tmp_path,
+        modality=modality,
+        manual_activity=manual_activity,
+        model=model,
+        emulator=emulator or {},
+    ) as (backend, emu, clock):
+        events = Collector(backend)
+        try:
+            yield Live(kind, backend, emu, clock, events)
+        finally:
+            try:
+                async with asyncio.timeout(STEP_S):
+                    await backend.close()
+            finally:
+                await events.stop()
+
+
+# -- speech -----------------------------------------------------------------------------------
+_SPEECH: list[bytes] = []
+
+
+async def spoken_words() -> bytes:
+    """One utterance at 16 kHz (synthesized once per run: espeak-ng is slow to start)."""
+    if not _SPEECH:
+        _SPEECH.append(await utterance_16k())
+    return _SPEECH[0]
+
+
+# -- events ----------------------------------------------------------------------------------
+class Collector:
+    """Reads a backend's events in the background; waits on them with a bound."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.seen: list[Event] = []
+        self.error: BaseException | None = None
+        self.ended = False
+        self._changed = asyncio.Event()
+        self.task = asyncio.create_task(self._run(backend), name="contract-events")
+
+    async def _run(self, backend: Backend) -> None:
+        try:
+            async for event in backend.events():
+                self.seen.append(event)
+                self._changed.set()
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.ended = True
+            self._changed.set()
+
+    def trouble(self) -> list[Event]:
+        """Errors and warnings: none may come in a conversation without injected faults."""
+        return [
+            e
+            for e in self.seen
+            if isinstance(e, ErrorEvent) or (isinstance(e, Notice) and e.level == "warning")
+        ]
+
+    async def until(
+        self,
+        done: Callable[[], bool],
+        *,
+        timeout_s: float = STEP_S,
+        allow_warnings: bool = False,
+    ) -> None:
+        """Until `done()` holds. Fails at once if the events end first or (unless allowed)
+        an error or warning arrives, and when time runs out."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not done():
+                    if self.ended:
+                        raise AssertionError(
+                            f"the events ended ({self.error!r}) first; seen: {describe(self.seen)}"
+                        )
+                    if not allow_warnings and self.trouble():
+                        raise AssertionError(f"trouble: {describe(self.seen)}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"no match within {timeout_s} s; seen: {describe(self.seen)}"
+            ) from None
+        if not allow_warnings:
+            assert not self.trouble(), describe(self.seen)
+
+    def count(self, kind: type[Event]) -> int:
+        return sum(isinstance(e, kind) for e in self.seen)
+
+    async def answers(
+        self,
+        n: int,
+        *,
+        text: str | None = None,
+        timeout_s: float = STEP_S,
+        allow_warnings: bool = False,
+    ) -> list[Event]:
+        """Until the `n`th AnswerComplete (and, given `text`, one that follows the answer
+        showing `text`), then a quiet moment in which a doubled answer would show;
+        everything seen so far."""
+
+        def done() -> bool:
+            if self.count(AnswerComplete) < n:
+                return False
+            return text is None or completes_answer_with(self.seen, text)
+
+        await self.until(done, timeout_s=timeout_s, allow_warnings=allow_warnings)
+        await asyncio.sleep(QUIET_S)
+        return list(self.seen)
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+def since_last_cut(events: list[Event]) -> list[Event]:
+    """The events after the last `Interrupted` (all of them if there was none)."""
+    cuts = indexes(events, Interrupted)
+    return events[cuts[-1] + 1 :] if cuts else list(events)
+
+
+def completes_answer_with(events: list[Event], text: str) -> bool:
+    """After the last cut, an AnswerComplete follows an answer that shows `text`."""
+    tail = since_last_cut(events)
+    return any(
+        isinstance(e, AnswerComplete) and text in shown_text(tail[:i]) for i, e in enumerate(tail)
+    )
+
+
+def is_answer_text(event: Event) -> bool:
+    return isinstance(event, AgentText) or (
+        isinstance(event, Transcript) and event.speaker == "agent"
+    )
+
+
+def shown_text(events: list[Event]) -> str:
+    """The agent's words as a view shows them: deltas, or the whole text when no delta of
+    it came; agent text and agent transcripts each once."""
+    text, speech = SegmentText(), SegmentText()
+    out: list[str] = []
+    for event in events:
+        piece = None
+        if isinstance(event, AgentText):
+            piece = text.feed(event.text, final=not event.partial)
+        elif isinstance(event, Transcript) and event.speaker == "agent":
+            piece = speech.feed(event.text, final=event.finished)
+        if piece:
+            out.append(piece)
+    return "".join(out)
+
+
+def indexes(events: list[Event], kind: type[Event]) -> list[int]:
+    return [i for i, e in enumerate(events) if isinstance(e, kind)]
+
+
+def describe(events: list[Event]) -> str:
+    """A short account of an event list for assertion messages (audio by size only)."""
+    parts = []
+    for event in events:
+        if isinstance(event, AgentAudio):
+            parts.append(f"AgentAudio({len(event.pcm)} B @ {event.sample_rate})")
+        elif isinstance(event, TurnComplete | AnswerComplete):
+            parts.append(type(event).__name__)
+        else:
+            parts.append(repr(event))
+    return "[" + ", ".join(parts) + "]"
