@@ -14,19 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from adkvoice.events import (
-    AgentAudio,
-    AgentText,
-    ErrorEvent,
-    Event,
-    Interrupted,
-    Notice,
-    ToolCall,
-    ToolResult,
-    Transcript,
-    TurnComplete,
-    UserText,
-)
+from adkvoice import events as ev
 from adkvoice.ui.lines import (
     AGENT_SPOKE,
     AGENT_TYPED,
@@ -76,9 +64,9 @@ def _user_line(text: str) -> Text:
     return speaker_line(USER_SPOKE, text)
 
 
-def apply_event(state: TalkState, event: Event) -> None:
+def apply_event(state: TalkState, event: ev.Event) -> None:
     """Fold one conversation event into the state."""
-    if isinstance(event, Transcript) and event.speaker == "user":
+    if isinstance(event, ev.Transcript) and event.speaker == "user":
         if event.finished:
             if event.text.strip():
                 state.emit(_user_line(event.text.strip()))
@@ -87,46 +75,46 @@ def apply_event(state: TalkState, event: Event) -> None:
                 state.mode = "thinking"
         else:
             state.user_partial += event.text
-    elif isinstance(event, Transcript):
+    elif isinstance(event, ev.Transcript):
         if event.finished:
             state.emit(_agent_line(event.text.strip() or state.agent_partial.strip()))
             state.agent_partial = ""
         else:
             state.agent_partial += event.text
-    elif isinstance(event, AgentText):
+    elif isinstance(event, ev.AgentText):
         if event.partial:
             state.agent_partial += event.text
         else:
             state.emit(speaker_line(AGENT_TYPED, event.text))
             state.agent_partial = ""
-    elif isinstance(event, AgentAudio):
+    elif isinstance(event, ev.AgentAudio):
         state.mode = "speaking"
-    elif isinstance(event, ToolCall):
+    elif isinstance(event, ev.ToolCall):
         state.mode = "thinking"
         state.emit(tool_call_line(event))
-    elif isinstance(event, ToolResult):
+    elif isinstance(event, ev.ToolResult):
         state.emit(tool_result_line(event))
-    elif isinstance(event, Interrupted) and event.source == "user":
+    elif isinstance(event, ev.Interrupted) and event.source == "user":
         # The speaker stopped at once; the model's own interruption follows.
         state.emit(Text(f"! {USER_CUT_IN}", "cyan"))
         state.mode = "muted" if state.muted else "listening"
-    elif isinstance(event, Interrupted):
+    elif isinstance(event, ev.Interrupted):
         if state.agent_partial.strip():
             state.emit(_agent_line(state.agent_partial.strip() + " —"))
         state.agent_partial = ""
         state.emit(INTERRUPTED)
         state.mode = "muted" if state.muted else "listening"
-    elif isinstance(event, UserText):
+    elif isinstance(event, ev.UserText):
         state.emit(speaker_line(USER_TYPED, event.text))
-    elif isinstance(event, TurnComplete):
+    elif isinstance(event, ev.TurnComplete):
         if state.agent_partial.strip():
             state.emit(_agent_line(state.agent_partial.strip()))
         state.agent_partial = ""
         if state.mode != "speaking":
             state.mode = "muted" if state.muted else "listening"
-    elif isinstance(event, Notice):
+    elif isinstance(event, ev.Notice):
         state.emit(notice_line(event))
-    elif isinstance(event, ErrorEvent):
+    elif isinstance(event, ev.ErrorEvent):
         state.emit(error_line(event))
 
 
@@ -195,7 +183,7 @@ class TalkView:
             )
             self._live.start()
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: ev.Event) -> None:
         apply_event(self.state, event)
         self.refresh()
 

@@ -302,23 +302,17 @@ def decode_server_frame(frame: Frame, *, extended: bool, is_audio: bool) -> list
     return seeds.decode_server_object(obj, is_audio=is_audio)
 
 
-class V1ClientCodec:
+class V1ClientCodec(seeds.SeedsClientCodec):
     """A client of an adkvoice.v1 server: binary audio up, rich events down."""
 
     name = SUBPROTOCOL
     tool_events = True
-
-    def __init__(self, *, is_audio: bool) -> None:
-        self._is_audio = is_audio
 
     def encode_text(self, text: str) -> Frame:
         return encode_client_text(text, extended=True)
 
     def encode_audio(self, pcm: bytes) -> Frame:
         return encode_client_audio(pcm, extended=True)
-
-    def encode_activity(self, start: bool) -> Frame | None:
-        return None
 
     def encode_goodbye(self) -> Frame | None:
         return encode_client_end()

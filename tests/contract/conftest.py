@@ -1,16 +1,18 @@
 """Fixtures: one started backend per transport, for each modality the contract needs.
 
 `kind` (the transport) and `model` are fixtures so a test can parametrize them itself,
-for instance to mark one transport's known failure.
+for instance with the models a behaviour differs on.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from adkvoice.events import Modality
 from tests.contract.support import KINDS, Kind, Live, spoken_words, started
 from tests.integration.emulator_support import MODEL_2X
 
@@ -31,31 +33,40 @@ async def speech() -> bytes:
     return await spoken_words()
 
 
-@pytest.fixture
-async def text_live(
-    kind: Kind, model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[Live]:
-    """A started backend that answers in text."""
-    async with started(kind, monkeypatch, tmp_path, modality="TEXT", model=model) as live:
-        yield live
+def _started_backend(
+    name: str, doc: str, *, modality: Modality, manual_activity: bool = False
+) -> Any:
+    """A fixture that yields a started backend of the test's `kind`, closed afterwards."""
+
+    async def fixture(
+        kind: Kind, model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> AsyncIterator[Live]:
+        async with started(
+            kind,
+            monkeypatch,
+            tmp_path,
+            modality=modality,
+            manual_activity=manual_activity,
+            model=model,
+        ) as live:
+            yield live
+
+    fixture.__doc__ = doc
+    return pytest.fixture(name=name)(fixture)
 
 
-@pytest.fixture
-async def audio_live(
-    kind: Kind, model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[Live]:
-    """A started backend that answers in speech, the model detecting the user's turns."""
-    async with started(kind, monkeypatch, tmp_path, modality="AUDIO", model=model) as live:
-        yield live
-
-
-@pytest.fixture
-async def ptt_live(
-    kind: Kind, model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[Live]:
-    """A started backend that answers in speech, asked for push-to-talk: the client marks
-    the user's turns with activity start/end (the model's own detection off)."""
-    async with started(
-        kind, monkeypatch, tmp_path, modality="AUDIO", manual_activity=True, model=model
-    ) as live:
-        yield live
+text_live = _started_backend(
+    "text_live", "A started backend that answers in text.", modality="TEXT"
+)
+audio_live = _started_backend(
+    "audio_live",
+    "A started backend that answers in speech, the model detecting the user's turns.",
+    modality="AUDIO",
+)
+ptt_live = _started_backend(
+    "ptt_live",
+    "A started backend that answers in speech, asked for push-to-talk: the client marks "
+    "the user's turns with activity start/end (the model's own detection off).",
+    modality="AUDIO",
+    manual_activity=True,
+)

@@ -32,24 +32,14 @@ from google.adk.cli.utils.base_agent_loader import BaseAgentLoader
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from websockets.typing import Subprotocol
 
+from adkvoice import events as ev
 from adkvoice.backends.base import Backend
 from adkvoice.backends.endpoints import RunLiveEndpoint, SeedsEndpoint
 from adkvoice.backends.factory import embedded_backend
 from adkvoice.backends.recovery import Backoff
 from adkvoice.backends.remote import RemoteBackend
 from adkvoice.emulator import Emulator
-from adkvoice.events import (
-    AgentAudio,
-    AgentText,
-    AnswerComplete,
-    ErrorEvent,
-    Event,
-    Interrupted,
-    Notice,
-    SegmentText,
-    Transcript,
-    TurnComplete,
-)
+from adkvoice.tasks import cancel_and_wait
 from tests.integration.emulator_support import MODEL_2X, running_emulator, utterance_16k
 from tests.integration.server_support import Clock, make_agent, serving
 
@@ -143,9 +133,7 @@ async def _uvicorn_on(
             async with asyncio.timeout(STEP_S):
                 await task
         except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 # -- a started backend of each kind --------------------------------------------------------
@@ -273,7 +261,7 @@ class Collector:
     """Reads a backend's events in the background; waits on them with a bound."""
 
     def __init__(self, backend: Backend) -> None:
-        self.seen: list[Event] = []
+        self.seen: list[ev.Event] = []
         self.error: BaseException | None = None
         self.ended = False
         self._changed = asyncio.Event()
@@ -290,12 +278,12 @@ class Collector:
             self.ended = True
             self._changed.set()
 
-    def trouble(self) -> list[Event]:
+    def trouble(self) -> list[ev.Event]:
         """Errors and warnings: none may come in a conversation without injected faults."""
         return [
             e
             for e in self.seen
-            if isinstance(e, ErrorEvent) or (isinstance(e, Notice) and e.level == "warning")
+            if isinstance(e, ev.ErrorEvent) or (isinstance(e, ev.Notice) and e.level == "warning")
         ]
 
     async def until(
@@ -325,7 +313,7 @@ class Collector:
         if not allow_warnings:
             assert not self.trouble(), describe(self.seen)
 
-    def count(self, kind: type[Event]) -> int:
+    def count(self, kind: type[ev.Event]) -> int:
         return sum(isinstance(e, kind) for e in self.seen)
 
     async def answers(
@@ -335,13 +323,13 @@ class Collector:
         text: str | None = None,
         timeout_s: float = STEP_S,
         allow_warnings: bool = False,
-    ) -> list[Event]:
+    ) -> list[ev.Event]:
         """Until the `n`th AnswerComplete (and, given `text`, one that follows the answer
         showing `text`), then a quiet moment in which a doubled answer would show;
         everything seen so far."""
 
         def done() -> bool:
-            if self.count(AnswerComplete) < n:
+            if self.count(ev.AnswerComplete) < n:
                 return False
             return text is None or completes_answer_with(self.seen, text)
 
@@ -356,53 +344,54 @@ class Collector:
             await self.task
 
 
-def since_last_cut(events: list[Event]) -> list[Event]:
+def since_last_cut(events: list[ev.Event]) -> list[ev.Event]:
     """The events after the last `Interrupted` (all of them if there was none)."""
-    cuts = indexes(events, Interrupted)
+    cuts = indexes(events, ev.Interrupted)
     return events[cuts[-1] + 1 :] if cuts else list(events)
 
 
-def completes_answer_with(events: list[Event], text: str) -> bool:
+def completes_answer_with(events: list[ev.Event], text: str) -> bool:
     """After the last cut, an AnswerComplete follows an answer that shows `text`."""
     tail = since_last_cut(events)
     return any(
-        isinstance(e, AnswerComplete) and text in shown_text(tail[:i]) for i, e in enumerate(tail)
+        isinstance(e, ev.AnswerComplete) and text in shown_text(tail[:i])
+        for i, e in enumerate(tail)
     )
 
 
-def is_answer_text(event: Event) -> bool:
-    return isinstance(event, AgentText) or (
-        isinstance(event, Transcript) and event.speaker == "agent"
+def is_answer_text(event: ev.Event) -> bool:
+    return isinstance(event, ev.AgentText) or (
+        isinstance(event, ev.Transcript) and event.speaker == "agent"
     )
 
 
-def shown_text(events: list[Event]) -> str:
+def shown_text(events: list[ev.Event]) -> str:
     """The agent's words as a view shows them: deltas, or the whole text when no delta of
     it came; agent text and agent transcripts each once."""
-    text, speech = SegmentText(), SegmentText()
+    text, speech = ev.SegmentText(), ev.SegmentText()
     out: list[str] = []
     for event in events:
         piece = None
-        if isinstance(event, AgentText):
+        if isinstance(event, ev.AgentText):
             piece = text.feed(event.text, final=not event.partial)
-        elif isinstance(event, Transcript) and event.speaker == "agent":
+        elif isinstance(event, ev.Transcript) and event.speaker == "agent":
             piece = speech.feed(event.text, final=event.finished)
         if piece:
             out.append(piece)
     return "".join(out)
 
 
-def indexes(events: list[Event], kind: type[Event]) -> list[int]:
+def indexes(events: list[ev.Event], kind: type[ev.Event]) -> list[int]:
     return [i for i, e in enumerate(events) if isinstance(e, kind)]
 
 
-def describe(events: list[Event]) -> str:
+def describe(events: list[ev.Event]) -> str:
     """A short account of an event list for assertion messages (audio by size only)."""
     parts = []
     for event in events:
-        if isinstance(event, AgentAudio):
+        if isinstance(event, ev.AgentAudio):
             parts.append(f"AgentAudio({len(event.pcm)} B @ {event.sample_rate})")
-        elif isinstance(event, TurnComplete | AnswerComplete):
+        elif isinstance(event, ev.TurnComplete | ev.AnswerComplete):
             parts.append(type(event).__name__)
         else:
             parts.append(repr(event))

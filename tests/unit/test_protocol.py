@@ -9,23 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adkvoice import events as ev
 from adkvoice.errors import ProtocolError
-from adkvoice.events import (
-    AgentAudio,
-    AgentText,
-    ErrorEvent,
-    Event,
-    Interrupted,
-    Notice,
-    ResumptionHandle,
-    SegmentText,
-    ToolCall,
-    ToolResult,
-    Transcript,
-    TurnComplete,
-    Usage,
-    UserText,
-)
 from adkvoice.wire.adkvoice_v1 import (
     decode_client_frame,
     decode_server_frame,
@@ -75,10 +60,10 @@ def test_seed_client_messages_decode() -> None:
 
 def test_seed_server_frames_encode_byte_for_byte() -> None:
     enc = SeedEncoder()
-    assert enc.encode(AgentText(text="It is ", partial=True)) == [SEED_SERVER_TEXT]
-    assert enc.encode(AgentAudio(pcm=PCM)) == [SEED_SERVER_AUDIO]
-    assert enc.encode(TurnComplete()) == [SEED_TURN_COMPLETE]
-    assert enc.encode(Interrupted()) == [SEED_INTERRUPTED]
+    assert enc.encode(ev.AgentText(text="It is ", partial=True)) == [SEED_SERVER_TEXT]
+    assert enc.encode(ev.AgentAudio(pcm=PCM)) == [SEED_SERVER_AUDIO]
+    assert enc.encode(ev.TurnComplete()) == [SEED_TURN_COMPLETE]
+    assert enc.encode(ev.Interrupted()) == [SEED_INTERRUPTED]
     assert encode_sse_text("Neural networks are") == SSE_CHUNK
     assert SSE_DONE == "data: [DONE]\n\n"
 
@@ -87,18 +72,18 @@ def test_seed_server_frames_decode() -> None:
     def decode(frame: str, is_audio: bool = False) -> list[object]:
         return list(decode_server_frame(frame, extended=False, is_audio=is_audio))
 
-    assert decode(SEED_SERVER_TEXT) == [AgentText(text="It is ", partial=True)]
+    assert decode(SEED_SERVER_TEXT) == [ev.AgentText(text="It is ", partial=True)]
     assert decode(SEED_SERVER_TEXT, is_audio=True) == [
-        Transcript(speaker="agent", text="It is ", finished=False)
+        ev.Transcript(speaker="agent", text="It is ", finished=False)
     ]
-    assert decode(SEED_SERVER_AUDIO) == [AgentAudio(pcm=PCM, sample_rate=24_000)]
-    assert decode(SEED_TURN_COMPLETE) == [TurnComplete()]
-    assert decode(SEED_INTERRUPTED) == [Interrupted()]
+    assert decode(SEED_SERVER_AUDIO) == [ev.AgentAudio(pcm=PCM, sample_rate=24_000)]
+    assert decode(SEED_TURN_COMPLETE) == [ev.TurnComplete()]
+    assert decode(SEED_INTERRUPTED) == [ev.Interrupted()]
     # Either flag may be false rather than null; both set gives both, in display order.
-    assert decode('{"turn_complete": true, "interrupted": false}') == [TurnComplete()]
+    assert decode('{"turn_complete": true, "interrupted": false}') == [ev.TurnComplete()]
     assert decode('{"turn_complete": true, "interrupted": true}') == [
-        Interrupted(),
-        TurnComplete(),
+        ev.Interrupted(),
+        ev.TurnComplete(),
     ]
     assert decode('{"turn_complete": false, "interrupted": null}') == []
 
@@ -106,32 +91,32 @@ def test_seed_server_frames_decode() -> None:
 def test_seed_encoder_sends_what_the_sample_sends() -> None:
     enc = SeedEncoder()
     # Partial text goes out; the aggregated final text after it does not.
-    assert enc.encode(AgentText(text="Hel", partial=True)) != []
-    assert enc.encode(AgentText(text="Hello", partial=False)) == []
+    assert enc.encode(ev.AgentText(text="Hel", partial=True)) != []
+    assert enc.encode(ev.AgentText(text="Hello", partial=False)) == []
     # A final text with no deltas before it still reaches the client.
-    assert enc.encode(AgentText(text="Whole", partial=False)) == [
+    assert enc.encode(ev.AgentText(text="Whole", partial=False)) == [
         '{"mime_type": "text/plain", "data": "Whole"}'
     ]
     # Agent transcripts are unmarked text/plain; user transcripts are not sent.
-    assert enc.encode(Transcript(speaker="agent", text="Hi ", finished=False)) == [
+    assert enc.encode(ev.Transcript(speaker="agent", text="Hi ", finished=False)) == [
         '{"mime_type": "text/plain", "data": "Hi "}'
     ]
-    assert enc.encode(Transcript(speaker="agent", text="Hi there", finished=True)) == []
-    assert enc.encode(Transcript(speaker="user", text="hello", finished=True)) == []
+    assert enc.encode(ev.Transcript(speaker="agent", text="Hi there", finished=True)) == []
+    assert enc.encode(ev.Transcript(speaker="user", text="hello", finished=True)) == []
     for quiet in (
-        ToolCall(call_id="1", name="t", args={}),
-        ToolResult(call_id="1", name="t", response={}, duration_s=None),
-        Usage(prompt_tokens=1, response_tokens=2, total_tokens=3),
-        Notice(message="n"),
-        ErrorEvent(message="e"),
-        ResumptionHandle(handle="h", resumable=True),
-        UserText(text="u"),
+        ev.ToolCall(call_id="1", name="t", args={}),
+        ev.ToolResult(call_id="1", name="t", response={}, duration_s=None),
+        ev.Usage(prompt_tokens=1, response_tokens=2, total_tokens=3),
+        ev.Notice(message="n"),
+        ev.ErrorEvent(message="e"),
+        ev.ResumptionHandle(handle="h", resumable=True),
+        ev.UserText(text="u"),
     ):
         assert enc.encode(quiet) == []
 
 
 def test_segment_text_shows_new_text_once() -> None:
-    deltas = SegmentText()
+    deltas = ev.SegmentText()
     assert deltas.feed("a", final=False) == "a"
     assert deltas.feed("", final=False) is None
     assert deltas.feed("ab", final=True) is None
@@ -160,20 +145,20 @@ def test_urlsafe_base64_and_rate_parameter() -> None:
 
 
 def test_extension_golden_frames() -> None:
-    assert encode_extended(AgentText(text="It is", partial=True)) == [
+    assert encode_extended(ev.AgentText(text="It is", partial=True)) == [
         '{"type": "agent_text", "text": "It is", "partial": true}'
     ]
-    assert encode_extended(Transcript(speaker="user", text="hi", finished=True)) == [
+    assert encode_extended(ev.Transcript(speaker="user", text="hi", finished=True)) == [
         '{"type": "transcript", "speaker": "user", "text": "hi", "finished": true}'
     ]
-    assert encode_extended(AgentAudio(pcm=PCM)) == [PCM]
-    assert encode_extended(TurnComplete()) == ['{"type": "turn_complete"}']
-    assert encode_extended(Interrupted()) == ['{"type": "interrupted"}']
+    assert encode_extended(ev.AgentAudio(pcm=PCM)) == [PCM]
+    assert encode_extended(ev.TurnComplete()) == ['{"type": "turn_complete"}']
+    assert encode_extended(ev.Interrupted()) == ['{"type": "interrupted"}']
     assert encode_error("invalid_json", "bad") == (
         '{"type": "error", "code": "invalid_json", "message": "bad", "retryable": false}'
     )
-    assert encode_extended(UserText(text="x")) == []
-    assert encode_extended(ResumptionHandle(handle="h", resumable=True)) == []
+    assert encode_extended(ev.UserText(text="x")) == []
+    assert encode_extended(ev.ResumptionHandle(handle="h", resumable=True)) == []
 
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
@@ -188,36 +173,36 @@ json_objects = st.dictionaries(
 )
 ints = st.none() | st.integers(0, 10**9)
 sent_events = st.one_of(
-    st.builds(AgentText, text=st.text(), partial=st.booleans()),
+    st.builds(ev.AgentText, text=st.text(), partial=st.booleans()),
     st.builds(
-        Transcript,
+        ev.Transcript,
         speaker=st.sampled_from(["user", "agent"]),
         text=st.text(),
         finished=st.booleans(),
     ),
     st.builds(
-        AgentAudio,
+        ev.AgentAudio,
         pcm=st.binary(max_size=64).map(lambda b: b[: len(b) // 2 * 2]),
         sample_rate=st.sampled_from([24_000, 16_000, 48_000]),
     ),
-    st.builds(ToolCall, call_id=st.text(), name=st.text(), args=json_objects),
+    st.builds(ev.ToolCall, call_id=st.text(), name=st.text(), args=json_objects),
     st.builds(
-        ToolResult,
+        ev.ToolResult,
         call_id=st.text(),
         name=st.text(),
         response=json_objects,
         duration_s=st.none() | st.integers(0, 10**6).map(lambda n: n / 10_000),
     ),
-    st.just(TurnComplete()),
-    st.just(Interrupted()),
-    st.builds(Usage, prompt_tokens=ints, response_tokens=ints, total_tokens=ints),
-    st.builds(Notice, message=st.text(), level=st.sampled_from(["info", "warning"])),
-    st.builds(ErrorEvent, message=st.text(), retryable=st.booleans()),
+    st.just(ev.TurnComplete()),
+    st.just(ev.Interrupted()),
+    st.builds(ev.Usage, prompt_tokens=ints, response_tokens=ints, total_tokens=ints),
+    st.builds(ev.Notice, message=st.text(), level=st.sampled_from(["info", "warning"])),
+    st.builds(ev.ErrorEvent, message=st.text(), retryable=st.booleans()),
 )
 
 
 @given(sent_events)
-def test_extension_round_trip(event: Event) -> None:
+def test_extension_round_trip(event: ev.Event) -> None:
     frames = encode_extended(event)
     assert len(frames) == 1
     decoded = decode_server_frame(frames[0], extended=True, is_audio=True)
@@ -226,13 +211,13 @@ def test_extension_round_trip(event: Event) -> None:
 
 @given(
     st.one_of(
-        st.builds(AgentText, text=st.text(min_size=1), partial=st.just(True)),
-        st.builds(AgentAudio, pcm=st.binary(min_size=2, max_size=64).map(lambda b: b[:2])),
-        st.just(TurnComplete()),
-        st.just(Interrupted()),
+        st.builds(ev.AgentText, text=st.text(min_size=1), partial=st.just(True)),
+        st.builds(ev.AgentAudio, pcm=st.binary(min_size=2, max_size=64).map(lambda b: b[:2])),
+        st.just(ev.TurnComplete()),
+        st.just(ev.Interrupted()),
     )
 )
-def test_seed_round_trip(event: Event) -> None:
+def test_seed_round_trip(event: ev.Event) -> None:
     frames = SeedEncoder().encode(event)
     decoded = [e for f in frames for e in decode_server_frame(f, extended=False, is_audio=False)]
     assert decoded == [event]
