@@ -375,13 +375,7 @@ class EmbeddedBackend:
             return
         dropped = self._audio_hold.dropped_bytes
         for item in self._audio_hold.take():
-            if item == "activity_start":
-                self._queue.send_activity_start()
-            elif item == "activity_end":
-                self._queue.send_activity_end()
-            else:
-                assert isinstance(item, bytes)
-                self._queue.send_realtime(_audio_blob(item))
+            self._send_now(self._queue, item)
         if dropped:
             self._notice(dropped_audio_notice(dropped, reconnecting=self._ledger.connections > 1))
 
@@ -404,28 +398,33 @@ class EmbeddedBackend:
         self.tool_replay.new_turn()
         queue.send(request)
 
-    async def send_audio(self, pcm16k: bytes) -> None:
+    def _send_now(self, queue: LiveRequestQueue, item: bytes | ActivitySignal) -> None:
+        if item == "activity_start":
+            queue.send_activity_start()
+        elif item == "activity_end":
+            queue.send_activity_end()
+        else:
+            assert isinstance(item, bytes)
+            queue.send_realtime(_audio_blob(item))
+
+    def _send_or_hold(self, item: bytes | ActivitySignal) -> None:
         queue = self._require_queue()
         if self._observed and not self._link_is_up:
-            # Not connected yet, or reconnecting: hold a bounded amount for afterwards.
-            if self._audio_hold.add(pcm16k, audio_bytes=len(pcm16k)):
+            # Not connected yet, or reconnecting: hold it (audio bounded) for afterwards.
+            size = len(item) if isinstance(item, bytes) else 0
+            if self._audio_hold.add(item, audio_bytes=size):
                 log.debug("audio hold full: dropping the oldest audio")
             return
-        queue.send_realtime(_audio_blob(pcm16k))
+        self._send_now(queue, item)
+
+    async def send_audio(self, pcm16k: bytes) -> None:
+        self._send_or_hold(pcm16k)
 
     async def send_activity_start(self) -> None:
-        queue = self._require_queue()
-        if self._observed and not self._link_is_up:
-            self._audio_hold.add("activity_start")
-            return
-        queue.send_activity_start()
+        self._send_or_hold("activity_start")
 
     async def send_activity_end(self) -> None:
-        queue = self._require_queue()
-        if self._observed and not self._link_is_up:
-            self._audio_hold.add("activity_end")
-            return
-        queue.send_activity_end()
+        self._send_or_hold("activity_end")
 
     def events(self) -> AsyncIterator[Event]:
         return self._outbox.events()

@@ -141,14 +141,14 @@ def decode_client_frame(frame: Frame, *, extended: bool) -> ClientMessage:
 def encode_client_text(text: str, *, extended: bool = False) -> str:
     if extended:
         return dumps({"type": "text", "text": text})
-    return seeds.encode_client_text(text)
+    return seeds.text_frame(text)
 
 
 def encode_client_audio(pcm: bytes, *, extended: bool = False) -> Frame:
     """16 kHz PCM: a binary frame on an extended connection, base64 JSON otherwise."""
     if extended:
         return bytes(pcm)
-    return seeds.encode_client_audio(pcm)
+    return seeds.audio_frame(pcm)
 
 
 def encode_client_end() -> str:

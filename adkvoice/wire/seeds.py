@@ -100,16 +100,14 @@ def decode_client_object(obj: Mapping[str, Any]) -> ClientMessage:
     )
 
 
-def encode_client_text(text: str) -> str:
+def text_frame(text: str) -> str:
+    """A text frame; the same shape both ways (the user's turn, the agent's chunk)."""
     return dumps({"mime_type": TEXT_MIME, "data": text})
 
 
-def encode_client_audio(pcm: bytes) -> str:
+def audio_frame(pcm: bytes) -> str:
+    """An audio frame; the same shape both ways (16 kHz up, 24 kHz down)."""
     return dumps({"mime_type": AUDIO_MIME, "data": b64encode(pcm)})
-
-
-def _text_frame(text: str) -> str:
-    return dumps({"mime_type": TEXT_MIME, "data": text})
 
 
 class SeedEncoder:
@@ -121,15 +119,15 @@ class SeedEncoder:
 
     def encode(self, event: Event) -> list[str]:
         if isinstance(event, AgentAudio):
-            return [dumps({"mime_type": AUDIO_MIME, "data": b64encode(event.pcm)})]
+            return [audio_frame(event.pcm)]
         if isinstance(event, AgentText):
             shown = self._text.feed(event.text, final=not event.partial)
-            return [_text_frame(shown)] if shown else []
+            return [text_frame(shown)] if shown else []
         if isinstance(event, Transcript):
             if event.speaker != "agent":
                 return []
             shown = self._transcript.feed(event.text, final=event.finished)
-            return [_text_frame(shown)] if shown else []
+            return [text_frame(shown)] if shown else []
         if isinstance(event, TurnComplete):
             self._text.reset()
             self._transcript.reset()
@@ -182,10 +180,10 @@ class SeedsClientCodec:
         self._is_audio = is_audio
 
     def encode_text(self, text: str) -> Frame:
-        return encode_client_text(text)
+        return text_frame(text)
 
     def encode_audio(self, pcm: bytes) -> Frame:
-        return encode_client_audio(pcm)
+        return audio_frame(pcm)
 
     def encode_activity(self, start: bool) -> Frame | None:
         return None
