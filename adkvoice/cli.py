@@ -16,6 +16,7 @@ import typer
 
 from adkvoice import __version__
 from adkvoice.cli_options import (
+    AffectiveOpt,
     AgentArg,
     AgentOpt,
     BackendOpt,
@@ -23,16 +24,24 @@ from adkvoice.cli_options import (
     CompressionOpt,
     DebugOpt,
     EmulatorRulesOpt,
+    LanguageOpt,
     ModelOpt,
+    NoBargeInOpt,
+    ProactiveOpt,
     ResumeOpt,
     SessionIdArg,
     SessionIdOpt,
     SessionsOpt,
+    ThinkingOpt,
     TokenOpt,
     UrlOpt,
     UserOpt,
+    VadSensitivityOpt,
+    VadSilenceOpt,
+    VoiceOpt,
     connect_settings,
     fail,
+    live_options,
     parse_compression,
 )
 from adkvoice.errors import AdkVoiceError
@@ -119,6 +128,14 @@ def chat(
     compression: CompressionOpt = "on",
     user_id: UserOpt = "user",
     rules: EmulatorRulesOpt = None,
+    voice: VoiceOpt = None,
+    language: LanguageOpt = None,
+    vad_silence_ms: VadSilenceOpt = None,
+    vad_sensitivity: VadSensitivityOpt = None,
+    no_barge_in: NoBargeInOpt = False,
+    proactive: ProactiveOpt = False,
+    affective: AffectiveOpt = False,
+    thinking: ThinkingOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Type to an agent; its replies stream as they are generated.
@@ -153,6 +170,16 @@ def chat(
         sessions=sessions,
         rules=rules,
         compression=compression,
+        live=live_options(
+            voice=voice,
+            language=language,
+            vad_silence_ms=vad_silence_ms,
+            vad_sensitivity=vad_sensitivity,
+            no_barge_in=no_barge_in,
+            proactive=proactive,
+            affective=affective,
+            thinking=thinking,
+        ),
     )
     settings = ChatSettings(connect=connect, output=output, timeout_s=timeout, debug=debug)
 
@@ -260,6 +287,14 @@ def serve(
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
     rules: EmulatorRulesOpt = None,
+    voice: VoiceOpt = None,
+    language: LanguageOpt = None,
+    vad_silence_ms: VadSilenceOpt = None,
+    vad_sensitivity: VadSensitivityOpt = None,
+    no_barge_in: NoBargeInOpt = False,
+    proactive: ProactiveOpt = False,
+    affective: AffectiveOpt = False,
+    thinking: ThinkingOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Host an agent for browsers and remote terminals.
@@ -286,6 +321,16 @@ def serve(
         emulator_rules=rules,
         debug=debug,
         context_compression=parse_compression(compression),
+        live=live_options(
+            voice=voice,
+            language=language,
+            vad_silence_ms=vad_silence_ms,
+            vad_sensitivity=vad_sensitivity,
+            no_barge_in=no_barge_in,
+            proactive=proactive,
+            affective=affective,
+            thinking=thinking,
+        ),
     )
 
     def action() -> int:
@@ -364,6 +409,14 @@ def talk(
     compression: CompressionOpt = "on",
     user_id: UserOpt = "user",
     rules: EmulatorRulesOpt = None,
+    voice: VoiceOpt = None,
+    language: LanguageOpt = None,
+    vad_silence_ms: VadSilenceOpt = None,
+    vad_sensitivity: VadSensitivityOpt = None,
+    no_barge_in: NoBargeInOpt = False,
+    proactive: ProactiveOpt = False,
+    affective: AffectiveOpt = False,
+    thinking: ThinkingOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Talk to an agent by voice.
@@ -394,6 +447,16 @@ def talk(
         sessions=sessions,
         rules=rules,
         compression=compression,
+        live=live_options(
+            voice=voice,
+            language=language,
+            vad_silence_ms=vad_silence_ms,
+            vad_sensitivity=vad_sensitivity,
+            no_barge_in=no_barge_in,
+            proactive=proactive,
+            affective=affective,
+            thinking=thinking,
+        ),
     )
     settings = TalkSettings(
         connect=connect,
@@ -410,6 +473,36 @@ def talk(
         from adkvoice.commands.talk import run_talk
 
         return run_talk(settings)
+
+    _run(action, debug)
+
+
+@app.command()
+def voices(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Only the voices this model has.", show_default=False),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List the voices Live models speak with, and how each sounds (pick one with --voice)."""
+
+    def action() -> int:
+        from adkvoice.commands.models import run_voices
+
+        return run_voices(model, debug)
+
+    _run(action, debug)
+
+
+@app.command()
+def models(debug: DebugOpt = False) -> None:
+    """List the Gemini Live model families: text replies, tools, proactive audio, affective dialog, thinking, voices."""
+
+    def action() -> int:
+        from adkvoice.commands.models import run_models
+
+        return run_models(debug)
 
     _run(action, debug)
 

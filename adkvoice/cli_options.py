@@ -14,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from adkvoice.config import ConnectSettings
+    from adkvoice.live_options import LiveOptions
 
 
 def fail(message: str, code: int) -> None:
@@ -118,6 +119,118 @@ DebugOpt = Annotated[
 ]
 
 
+class SensitivityOption(StrEnum):
+    low = "low"
+    high = "high"
+
+
+VoiceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--voice",
+        help="The model's voice, e.g. Kore or Puck (`adkvoice voices` lists them).",
+        show_default=False,
+        rich_help_panel="Live session",
+    ),
+]
+LanguageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--language",
+        metavar="CODE",
+        help="The language to speak, as BCP-47 (en-US, de-DE, ja-JP). Native-audio and 3.x models choose it themselves; a line says so.",
+        show_default=False,
+        rich_help_panel="Live session",
+    ),
+]
+VadSilenceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--vad-silence-ms",
+        min=0,
+        max=10_000,
+        help="How long a pause ends your turn, in milliseconds (the model's voice detection).",
+        show_default=False,
+        rich_help_panel="Live session",
+    ),
+]
+VadSensitivityOpt = Annotated[
+    SensitivityOption | None,
+    typer.Option(
+        "--vad-sensitivity",
+        help="How readily the model hears the start and end of speech: [b]low[/] for noisy rooms (fewer false starts, later ends), [b]high[/] to react quickly.",
+        case_sensitive=False,
+        show_default=False,
+        rich_help_panel="Live session",
+    ),
+]
+NoBargeInOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-barge-in",
+        help="Speaking does not cut the agent off: it finishes, then answers you.",
+        rich_help_panel="Live session",
+    ),
+]
+ProactiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--proactive",
+        help="Proactive audio: the model may stay silent when speech is not meant for it (native-audio models; always on for 3.8).",
+        rich_help_panel="Live session",
+    ),
+]
+AffectiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--affective",
+        help="Affective dialog: the model adapts to the tone of your voice (native-audio models).",
+        rich_help_panel="Live session",
+    ),
+]
+ThinkingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--thinking",
+        metavar="LEVEL|TOKENS",
+        help="How much the model thinks: minimal, low, medium or high (3.1, 3.8 extended thinking), or a token budget (2.5 native audio; 0 turns it off).",
+        show_default=False,
+        rich_help_panel="Live session",
+    ),
+]
+
+
+def live_options(
+    *,
+    voice: str | None,
+    language: str | None,
+    vad_silence_ms: int | None,
+    vad_sensitivity: SensitivityOption | None,
+    no_barge_in: bool,
+    proactive: bool,
+    affective: bool,
+    thinking: str | None,
+) -> LiveOptions:
+    """The session options from their flags; a malformed value ends in one line (exit 2)."""
+    from adkvoice.errors import ConfigError
+    from adkvoice.live_options import LiveOptions, normalize_language, parse_thinking
+
+    try:
+        return LiveOptions(
+            voice=voice,
+            language=None if language is None else normalize_language(language),
+            vad_silence_ms=vad_silence_ms,
+            vad_sensitivity=None if vad_sensitivity is None else vad_sensitivity.value,
+            barge_in=not no_barge_in,
+            proactive=proactive,
+            affective=affective,
+            thinking=None if thinking is None else parse_thinking(thinking),
+        )
+    except ConfigError as exc:
+        fail(str(exc), 2)
+        raise  # not reached: fail exits
+
+
 def parse_compression(value: str) -> int | None:
     from adkvoice.config import parse_context_compression
     from adkvoice.errors import ConfigError
@@ -143,8 +256,10 @@ def connect_settings(
     sessions: str | None,
     rules: Path | None,
     compression: str = "on",
+    live: LiveOptions | None = None,
 ) -> ConnectSettings:
     from adkvoice.config import ConnectSettings
+    from adkvoice.live_options import LiveOptions
 
     context_compression = parse_compression(compression)
 
@@ -169,6 +284,7 @@ def connect_settings(
         sessions=sessions,
         emulator_rules=rules,
         context_compression=context_compression,
+        live=live or LiveOptions(),
     )
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from adkvoice.errors import ConfigError
+from adkvoice.live_options import LiveOptions
 
 BackendChoice = Literal["auto", "gemini", "emulator"]
 OutputMode = Literal["rich", "plain", "json"]
-
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ class ConnectSettings:
     emulator_rules: Path | None = None
     # Context window compression: None = off, 0 = the model's defaults, N = trigger tokens.
     context_compression: int | None = 0
+    # Voice, language, voice activity detection, proactive audio, affective dialog, thinking.
+    live: LiveOptions = field(default_factory=LiveOptions)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class ServeSettings:
     emulator_rules: Path | None = None
     debug: bool = False
     context_compression: int | None = 0  # as ConnectSettings.context_compression
+    # Each connection's defaults; its query parameters override them.
+    live: LiveOptions = field(default_factory=LiveOptions)
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,20 @@ class EmulatorSettings:
     debug: bool = False
 
 
+def uses_vertex(env: Mapping[str, str]) -> bool:
+    """Whether google-genai will talk to Vertex AI (Agent Platform): it reads
+    GOOGLE_GENAI_USE_ENTERPRISE first, then GOOGLE_GENAI_USE_VERTEXAI (true or 1)."""
+    for name in ("GOOGLE_GENAI_USE_ENTERPRISE", "GOOGLE_GENAI_USE_VERTEXAI"):
+        value = env.get(name)
+        if value is not None:
+            return value.strip().lower() in ("true", "1")
+    return False
+
+
 def credentials_source(env: Mapping[str, str]) -> str | None:
     """Which Google credentials the environment holds, as a label safe to print; None
     if none. Mirrors how google-genai picks them."""
-    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").strip().lower() in _TRUE:
+    if uses_vertex(env):
         if env.get("GOOGLE_CLOUD_PROJECT") or env.get("GOOGLE_API_KEY"):
             return "Vertex AI"
         return None
@@ -114,8 +127,9 @@ def choose_backend(choice: BackendChoice, env: Mapping[str, str]) -> Literal["ge
         if not has_credentials:
             raise ConfigError(
                 "--backend gemini needs Google credentials: set GOOGLE_API_KEY (or "
-                "GEMINI_API_KEY), or GOOGLE_GENAI_USE_VERTEXAI=TRUE and GOOGLE_CLOUD_PROJECT, "
-                "in the environment or the agent's .env"
+                "GEMINI_API_KEY), or GOOGLE_GENAI_USE_ENTERPRISE=TRUE (or the older "
+                "GOOGLE_GENAI_USE_VERTEXAI=TRUE) and GOOGLE_CLOUD_PROJECT, in the environment "
+                "or the agent's .env"
             )
         return "gemini"
     return "gemini" if has_credentials else "emulator"

@@ -18,11 +18,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from adkvoice.live_models import Scheduling
+
 Speaker = Literal["user", "agent"]
 Modality = Literal["TEXT", "AUDIO"]  # how the agent answers: text parts, or speech
 # Who cut the agent's reply short: the model (it heard the user), the user (the local voice
 # detector or the talk key, before the model noticed), or a lost connection.
 InterruptSource = Literal["model", "user", "connection"]
+# What a model that answers one prompt in several turns (Gemini 3.8) says at the end of
+# each: more turns follow (in_progress), or it is done and waits for the user (idle).
+InteractionStatus = Literal["in_progress", "idle"]
 
 
 def _now() -> float:
@@ -73,22 +78,33 @@ class AgentAudio(_Base):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCall(_Base):
+    """The model asks for a tool. `background`: it does not wait for the result (a
+    NON_BLOCKING call) and goes on talking; the result is spoken later."""
+
     call_id: str
     name: str
     args: dict[str, Any]
+    background: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolResult(_Base):
+    """A tool's result, tied to its call by `call_id`. `scheduling` is set for a
+    background call's result: when the model will speak it."""
+
     call_id: str
     name: str
     response: dict[str, Any]
     duration_s: float | None
+    scheduling: Scheduling | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TurnComplete(_Base):
-    pass
+    """A model turn ended. `interaction` is the model's own word on whether more turns
+    answer the same prompt (None: the model does not say; see `backends.turns`)."""
+
+    interaction: InteractionStatus | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,15 +202,24 @@ def event_fields(event: Event) -> dict[str, Any]:
             "duration_s": round(event.duration_s, 4),
         }
     if isinstance(event, ToolCall):
-        return {"id": event.call_id, "name": event.name, "args": event.args}
+        call: dict[str, Any] = {"id": event.call_id, "name": event.name, "args": event.args}
+        if event.background:
+            call["background"] = True
+        return call
     if isinstance(event, ToolResult):
         duration = None if event.duration_s is None else round(event.duration_s, 4)
-        return {
+        result: dict[str, Any] = {
             "id": event.call_id,
             "name": event.name,
             "response": event.response,
             "duration_s": duration,
         }
+        if event.scheduling is not None:
+            result["scheduling"] = event.scheduling
+        return result
+    if isinstance(event, TurnComplete):
+        # Only models that report it (Gemini 3.8); older logs stay the same.
+        return {} if event.interaction is None else {"interaction_status": event.interaction}
     if isinstance(event, Usage):
         return {
             "prompt_tokens": event.prompt_tokens,

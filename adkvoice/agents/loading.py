@@ -13,7 +13,10 @@ from adkvoice.errors import AgentLoadError
 
 if TYPE_CHECKING:
     from google.adk.agents.base_agent import BaseAgent
+    from google.adk.agents.llm_agent import LlmAgent
     from google.adk.apps.app import App
+
+    from adkvoice.live_options import Thinking
 
 BUNDLED_AGENT_NAME = "assistant"
 
@@ -26,18 +29,113 @@ class LoadedAgent:
     source: str  # shown to the user: a path or "built-in assistant"
 
 
-def with_model(loaded: LoadedAgent, model: str | None) -> LoadedAgent:
-    """`loaded` with its root agent on `model`, as a copy: the loaded agent stays as it is,
-    because the server shares it between sessions and routes."""
+def root_agent(loaded: LoadedAgent) -> object:
+    return loaded.app.root_agent if loaded.app is not None else loaded.agent
+
+
+def live_model_of(loaded: LoadedAgent) -> str:
+    """The live model name of the root agent ("" when it is not an LLM agent)."""
     from google.adk.agents.llm_agent import LlmAgent
 
-    root = loaded.app.root_agent if loaded.app is not None else loaded.agent
-    if not model or not isinstance(root, LlmAgent):
+    root = root_agent(loaded)
+    return root.canonical_live_model.model if isinstance(root, LlmAgent) else ""
+
+
+def _with_root(loaded: LoadedAgent, update: dict[str, object]) -> LoadedAgent:
+    """`loaded` with its root LLM agent changed, as a copy: the loaded agent stays as it
+    is, because the server shares it between sessions and routes."""
+    from google.adk.agents.llm_agent import LlmAgent
+
+    root = root_agent(loaded)
+    if not isinstance(root, LlmAgent):
         return loaded
-    clone = root.clone(update={"model": model})
+    clone = root.clone(update=update)
     if loaded.app is not None:
         return replace(loaded, app=loaded.app.model_copy(update={"root_agent": clone}))
     return replace(loaded, agent=clone)
+
+
+def with_model(loaded: LoadedAgent, model: str | None) -> LoadedAgent:
+    """`loaded` with its root agent on `model` (a copy)."""
+    return _with_root(loaded, {"model": model}) if model else loaded
+
+
+def with_thinking(loaded: LoadedAgent, thinking: Thinking | None) -> LoadedAgent:
+    """`loaded` with its root agent's thinking set (a copy); ADK passes the agent's
+    `generate_content_config.thinking_config` to the live setup."""
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.genai import types
+
+    root = root_agent(loaded)
+    if thinking is None or not isinstance(root, LlmAgent):
+        return loaded
+    level = None if thinking.level is None else types.ThinkingLevel(thinking.level.upper())
+    config = root.generate_content_config or types.GenerateContentConfig()
+    config = config.model_copy(
+        update={
+            "thinking_config": types.ThinkingConfig(
+                thinking_level=level, thinking_budget=thinking.budget
+            )
+        }
+    )
+    return _with_root(loaded, {"generate_content_config": config})
+
+
+def with_background_tools(loaded: LoadedAgent) -> LoadedAgent:
+    """`loaded` with the root agent's plain function tools run in the background (a copy).
+
+    For models that do not wait for a tool unless told to (Gemini 3.8: a declaration
+    without `behavior` is NON_BLOCKING). ADK 2.13 runs such a tool inside its receive
+    loop, so everything the model says while the tool runs ("let me check…") reaches the
+    user only after the tool returns. Marked NON_BLOCKING, ADK runs the tool as a task and
+    sends its result when done, which is what the model expects anyway. Tools that name
+    a behavior, long-running and streaming tools, toolsets and sub-agents stay as they are.
+    """
+    import copy
+    import inspect
+
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.tools.function_tool import FunctionTool
+    from google.genai import types
+
+    root = root_agent(loaded)
+    if not isinstance(root, LlmAgent):
+        return loaded
+    tools: list[object] = []
+    for tool in root.tools:
+        plain = tool
+        if inspect.isfunction(tool) or inspect.ismethod(tool):
+            plain = FunctionTool(tool)
+        if (
+            isinstance(plain, FunctionTool)
+            and plain.behavior is None
+            and plain.response_scheduling is None
+            and not plain.is_long_running
+            and not inspect.isasyncgenfunction(plain.func)
+        ):
+            plain = copy.copy(plain) if plain is tool else plain
+            plain.behavior = types.Behavior.NON_BLOCKING
+            tools.append(plain)
+        else:
+            tools.append(tool)
+    return _with_root(loaded, {"tools": tools})
+
+
+def declared_behaviors(agent: LlmAgent) -> dict[str, str]:
+    """The behavior ADK declares for each of the agent's own tools that sets one:
+    BLOCKING, or NON_BLOCKING (also for tools with a response scheduling)."""
+    from google.adk.tools.base_tool import BaseTool
+    from google.genai import types
+
+    out: dict[str, str] = {}
+    for tool in agent.tools:
+        if not isinstance(tool, BaseTool):
+            continue
+        if tool.behavior is types.Behavior.BLOCKING:
+            out[tool.name] = "BLOCKING"
+        elif tool.behavior is types.Behavior.NON_BLOCKING or tool.response_scheduling is not None:
+            out[tool.name] = "NON_BLOCKING"
+    return out
 
 
 def app_name_for(path: Path | None) -> str:

@@ -12,9 +12,16 @@ from typing import TYPE_CHECKING, Literal
 
 from google.adk.agents.live_request_queue import LiveRequest, LiveRequestQueue
 
-from adkvoice.agents.loading import with_model
+from adkvoice.agents.loading import (
+    declared_behaviors,
+    root_agent,
+    with_background_tools,
+    with_model,
+    with_thinking,
+)
 from adkvoice.backends import link
 from adkvoice.backends.base import Capabilities
+from adkvoice.backends.live_config import background_rule, run_config
 from adkvoice.backends.outbox import Outbox
 from adkvoice.backends.recovery import (
     MAX_HELD_AUDIO_BYTES,
@@ -34,6 +41,8 @@ from adkvoice.errors import (
     ModelRejectedError,
 )
 from adkvoice.events import AnswerComplete, Event, Interrupted, Modality, ResumptionHandle
+from adkvoice.live_models import is_text_refusal
+from adkvoice.live_options import LiveOptions, LivePlan, plan_session
 from adkvoice.store.session_window import SessionWindow
 from adkvoice.store.sessions import new_session_id
 from adkvoice.tasks import cancel_and_wait
@@ -41,6 +50,7 @@ from adkvoice.wire.adk_events import AdkEventMapper
 from adkvoice.wire.close_codes import describe_close
 
 if TYPE_CHECKING:
+    from google.adk.agents.run_config import RunConfig
     from google.adk.runners import Runner
     from google.adk.sessions.base_session_service import BaseSessionService
     from google.genai.types import Blob
@@ -120,9 +130,14 @@ class EmbeddedBackend:
         handle_key: str | None = None,
         context_compression: int | None = 0,
         backoff: Backoff | None = None,
+        live: LiveOptions | None = None,
     ) -> None:
         self._loaded = loaded
         self._modality = modality
+        self._live = live or LiveOptions()
+        self._plan: LivePlan | None = None  # the options met with the model, at start
+        self._speech_as_text = False  # text replies from the model's speech transcript
+        self._runs_in_background: Callable[[str], bool] = lambda _name: False
         self._model_override = model
         self._session_service = session_service
         self._user_id = user_id
@@ -176,16 +191,29 @@ class EmbeddedBackend:
         from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
         service = SessionWindow(self._session_service or InMemorySessionService())
-        root = self._loaded.app.root_agent if self._loaded.app else self._loaded.agent
+        root = root_agent(self._loaded)
         if (
             self._model_override
             and isinstance(root, LlmAgent)
             and root.canonical_live_model.model != self._model_override
         ):
             self._loaded = with_model(self._loaded, self._model_override)
-            root = self._loaded.app.root_agent if self._loaded.app else self._loaded.agent
+            root = root_agent(self._loaded)
         if isinstance(root, LlmAgent):
             self._model_name = root.canonical_live_model.model
+        # What the options become for this model; what it rejects ends here, in one line.
+        plan = plan_session(self._live, self._model_name, text_replies=self._modality == "TEXT")
+        self._plan = plan
+        self._speech_as_text = plan.speech_as_text
+        for notice in plan.notices:
+            self._notice(notice, level="info")
+        family = plan.family
+        if family is not None and family.default_tool_behavior == "NON_BLOCKING":
+            self._loaded = with_background_tools(self._loaded)
+        self._loaded = with_thinking(self._loaded, plan.thinking)
+        root = root_agent(self._loaded)
+        if isinstance(root, LlmAgent):
+            self._runs_in_background = background_rule(family, declared_behaviors(root))
             self._observed = link.install(root)
         if self._loaded.app is not None:
             return Runner(
@@ -203,30 +231,14 @@ class EmbeddedBackend:
             auto_create_session=True,
         )
 
-    def _run_config(self, handle: str | None) -> object:
-        from google.adk.agents.run_config import RunConfig
-        from google.genai import types
-
-        audio = self._modality == "AUDIO"
-        compression = None
-        if self._context_compression is not None:
-            compression = types.ContextWindowCompressionConfig(
-                sliding_window=types.SlidingWindow(),
-                trigger_tokens=self._context_compression or None,
-            )
-        return RunConfig(
-            response_modalities=[types.Modality.AUDIO if audio else types.Modality.TEXT],
-            output_audio_transcription=types.AudioTranscriptionConfig() if audio else None,
-            input_audio_transcription=types.AudioTranscriptionConfig(),
-            session_resumption=types.SessionResumptionConfig(handle=handle),
-            context_window_compression=compression,
-            realtime_input_config=(
-                types.RealtimeInputConfig(
-                    automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
-                )
-                if self._manual_activity
-                else None
-            ),
+    def _run_config(self, handle: str | None) -> RunConfig:
+        assert self._plan is not None
+        return run_config(
+            self._plan,
+            audio=self._modality == "AUDIO" or self._speech_as_text,
+            handle=handle,
+            context_compression=self._context_compression,
+            manual_activity=self._manual_activity,
         )
 
     async def start(self) -> None:
@@ -260,6 +272,8 @@ class EmbeddedBackend:
                     raise
                 except Exception as exc:
                     log.debug("run_live failed", exc_info=True)
+                    if self._text_refused(exc):
+                        continue
                     error = translate_exception(exc, self._model_name)
                     self._last_error = str(error)
                 if self._closing or self._outbox.failure is not None:
@@ -302,19 +316,37 @@ class EmbeddedBackend:
         finally:
             self._outbox.end()
 
-    async def _run_live_once(self, runner: Runner, handle: str | None) -> None:
-        from google.adk.agents.run_config import RunConfig
+    def _text_refused(self, exc: BaseException) -> bool:
+        """The model refused a TEXT setup (it only speaks): ask for speech from now on and
+        show its transcript as the text reply. True when the run should start again."""
+        from google.genai import errors as genai_errors
 
+        if self._modality != "TEXT" or self._speech_as_text:
+            return False
+        if not isinstance(exc, genai_errors.APIError):
+            return False
+        reason = exc.details if isinstance(exc.details, str) else (exc.message or "")
+        if not is_text_refusal(exc.code, reason):
+            return False
+        self._speech_as_text = True
+        self._notice(
+            f"{self._model_name} refused text replies (it answers in audio only): "
+            "reconnecting for speech and showing its transcript as the text reply",
+            level="info",
+        )
+        return True
+
+    async def _run_live_once(self, runner: Runner, handle: str | None) -> None:
         assert self._queue is not None
-        run_config = self._run_config(handle)
-        assert isinstance(run_config, RunConfig)
-        mapper = AdkEventMapper()
+        mapper = AdkEventMapper(
+            speech_as_text=self._speech_as_text, runs_in_background=self._runs_in_background
+        )
         async with contextlib.aclosing(
             runner.run_live(
                 user_id=self._user_id,
                 session_id=self._session_id,
                 live_request_queue=self._queue,
-                run_config=run_config,
+                run_config=self._run_config(handle),
             )
         ) as stream:
             async for adk_event in stream:

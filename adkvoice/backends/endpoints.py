@@ -10,6 +10,7 @@ An endpoint knows one kind of server; `RemoteBackend` manages the connection for
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -18,6 +19,7 @@ from websockets.typing import Subprotocol
 from adkvoice.backends.base import Capabilities
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError
 from adkvoice.events import Modality
+from adkvoice.live_options import LiveOptions, to_query
 from adkvoice.store.sessions import new_session_id
 from adkvoice.wire import adkvoice_v1, run_live, seeds
 from adkvoice.wire.base import ClientCodec
@@ -54,18 +56,29 @@ class Endpoint(Protocol):
 
     def description(self, codec: ClientCodec) -> str: ...
 
+    def speak_instead_of_text(self) -> bool:
+        """The server's model refused text replies: ask for speech from now on and take
+        its transcript as the text reply. False where the transport cannot (the server
+        then handles it, as `adkvoice serve` does)."""
+        ...
+
 
 class SeedsEndpoint:
     """`ws://HOST/ws/SESSION_ID`: the seeds' protocol, or adkvoice.v1 if offered back."""
 
     capabilities = Capabilities(push_to_talk=False, tool_events=False, user_transcripts=False)
 
-    def __init__(self, url: str, *, modality: Modality) -> None:
+    def __init__(self, url: str, *, modality: Modality, live: LiveOptions | None = None) -> None:
         self.url = url
         self._is_audio = modality == "AUDIO"
+        # adkvoice serve takes the session options as query parameters; the ADK sample
+        # ignores what it does not know.
+        self._live_query = to_query(live or LiveOptions())
 
     def connect_url(self) -> str:
-        return with_query(self.url, is_audio="true" if self._is_audio else "false")
+        return with_query(
+            self.url, is_audio="true" if self._is_audio else "false", **self._live_query
+        )
 
     def subprotocols(self) -> list[Subprotocol] | None:
         return [Subprotocol(adkvoice_v1.SUBPROTOCOL)]
@@ -81,6 +94,9 @@ class SeedsEndpoint:
     def description(self, codec: ClientCodec) -> str:
         return f"{self.url} · {codec.name}"
 
+    def speak_instead_of_text(self) -> bool:
+        return False
+
 
 class RunLiveEndpoint:
     """`ws://HOST/run_live?app_name=…&user_id=…&session_id=…` (`adk api_server`, `adk web`)."""
@@ -91,15 +107,33 @@ class RunLiveEndpoint:
         push_to_talk=False, tool_events=True, user_transcripts=True, usage=True
     )
 
-    def __init__(self, url: str, *, modality: Modality, token: str | None) -> None:
+    def __init__(
+        self, url: str, *, modality: Modality, token: str | None, live: LiveOptions | None = None
+    ) -> None:
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         if not query.get("app_name"):
             raise ConfigError(
                 "--url …/run_live needs ?app_name=<agent folder name> (user_id and "
                 "session_id are optional)"
             )
+        live = live or LiveOptions()
+        # ADK's /run_live takes these two; the server's agent decides the rest.
+        if live.asked and replace(live, proactive=False, affective=False).asked:
+            raise ConfigError(
+                "ADK's /run_live takes only --proactive and --affective of the session "
+                "options; the server's agent sets its voice, language and detection"
+            )
+        self._live_query = {
+            name: "true"
+            for name, wanted in (
+                ("proactive_audio", live.proactive),
+                ("enable_affective_dialog", live.affective),
+            )
+            if wanted
+        }
         self.url = url
         self._modality = modality
+        self._speech_as_text = False
         self._token = token
         self._app = query["app_name"]
         self._user = query.get("user_id") or "user"
@@ -107,17 +141,28 @@ class RunLiveEndpoint:
 
     def connect_url(self) -> str:
         return with_query(
-            self.url, user_id=self._user, session_id=self.session_id, modalities=self._modality
+            self.url,
+            user_id=self._user,
+            session_id=self.session_id,
+            modalities=self._modality,
+            **self._live_query,
         )
 
     def subprotocols(self) -> list[Subprotocol] | None:
         return None
 
     def codec(self, subprotocol: str | None) -> ClientCodec:
-        return run_live.RunLiveClientCodec()
+        return run_live.RunLiveClientCodec(speech_as_text=self._speech_as_text)
 
     def description(self, codec: ClientCodec) -> str:
         return f"{self.url} · {codec.name} · session {self.session_id}"
+
+    def speak_instead_of_text(self) -> bool:
+        if self._modality != "TEXT" or self._speech_as_text:
+            return False
+        self._modality = "AUDIO"
+        self._speech_as_text = True
+        return True
 
     def _rest_base(self) -> str:
         parts = urlsplit(self.url)
@@ -148,17 +193,19 @@ class RunLiveEndpoint:
             )
 
 
-def endpoint_for(url: str, *, modality: Modality, token: str | None = None) -> Endpoint:
+def endpoint_for(
+    url: str, *, modality: Modality, token: str | None = None, live: LiveOptions | None = None
+) -> Endpoint:
     """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/ID` the
     seeds' protocol."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         raise ConfigError(f"--url must start with ws:// or wss://, not {url!r}")
     if parts.path.rstrip("/").endswith("/run_live"):
-        return RunLiveEndpoint(url, modality=modality, token=token)
+        return RunLiveEndpoint(url, modality=modality, token=token, live=live)
     if "/ws/" not in parts.path:
         raise ConfigError(
             "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve) or "
             "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server)"
         )
-    return SeedsEndpoint(url, modality=modality)
+    return SeedsEndpoint(url, modality=modality, live=live)

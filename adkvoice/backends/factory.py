@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
 from adkvoice.errors import ConfigError
 from adkvoice.events import Modality, Notice
+from adkvoice.live_options import LiveOptions
 from adkvoice.store.handles import HandleStore, conversation_key
 from adkvoice.store.sessions import SessionStore, latest_session_id, new_session_id, open_store
 
@@ -117,7 +118,9 @@ async def open_backend(
     if connect.url is not None:
         from adkvoice.backends.remote import remote_backend
 
-        remote = remote_backend(connect.url, modality=modality, token=connect.token)
+        remote = remote_backend(
+            connect.url, modality=modality, token=connect.token, live=connect.live
+        )
         if manual_activity and not remote.capabilities.push_to_talk:
             raise ConfigError(
                 "--push-to-talk needs activity signals, which remote servers do not take "
@@ -155,6 +158,7 @@ async def open_backend(
             endpoint_label=label,
             manual_activity=manual_activity,
             context_compression=connect.context_compression,
+            live=connect.live,
         )
         await embedded.start()
         try:
@@ -182,6 +186,7 @@ def embedded_backend(
     endpoint_label: str,
     context_compression: int | None,
     manual_activity: bool = False,
+    live: LiveOptions | None = None,
 ) -> EmbeddedBackend:
     """The agent embedded in this process, for one conversation: how `chat`, `talk` and
     every `serve` session build it. Resumption handles are kept under `handles_dir`
@@ -207,4 +212,5 @@ def embedded_backend(
             session=session_id,
         ),
         context_compression=context_compression,
+        live=live,
     )

@@ -40,6 +40,8 @@ from adkvoice.events import (
     Modality,
     TurnComplete,
 )
+from adkvoice.live_models import mentions_text_refusal
+from adkvoice.live_options import LiveOptions
 from adkvoice.tasks import cancel_and_wait
 from adkvoice.wire.base import ClientCodec, Frame, Hello
 from adkvoice.wire.close_codes import describe_close
@@ -138,6 +140,16 @@ class RemoteBackend:
                 code, reason = await self._receive_until_closed(self._ws)
                 if self._closing:
                     return
+                if mentions_text_refusal(reason) and self.endpoint.speak_instead_of_text():
+                    # ADK's api_server passes the model's refusal on (close 1011).
+                    self._outbox.notice(
+                        "the server's model answers in audio only: reconnecting for speech "
+                        "and showing its transcript as the text reply",
+                        level="info",
+                    )
+                    self._ws = await self._open()
+                    await self._after_reconnect()
+                    continue
                 if code in _FINAL_CLOSE_CODES:
                     raise BackendError(
                         f"the server ended the session: {describe_close(code, reason)}"
@@ -312,6 +324,8 @@ class RemoteBackend:
             await cancel_and_wait(self._task)
 
 
-def remote_backend(url: str, *, modality: Modality, token: str | None = None) -> RemoteBackend:
+def remote_backend(
+    url: str, *, modality: Modality, token: str | None = None, live: LiveOptions | None = None
+) -> RemoteBackend:
     """The backend for a `--url` (see `endpoints.endpoint_for` for the URL rules)."""
-    return RemoteBackend(endpoint_for(url, modality=modality, token=token), token=token)
+    return RemoteBackend(endpoint_for(url, modality=modality, token=token, live=live), token=token)

@@ -1,10 +1,14 @@
 """When has the agent finished answering? A pure tracker over the event stream.
 
-A model turn can end with a tool call: ADK then runs the tool, sends its result, and
-the model answers in a further turn. So a `TurnComplete` ends the user's turn only when
-agent output (text, speech, audio) has arrived since the last tool result; two
-completes in a row with nothing between them also end it (the model chose not to say
-anything after the tool).
+Models that answer one prompt in several turns (Gemini 3.8) say so: each `TurnComplete`
+carries their interaction status, and the answer ends at the first `idle` one, whatever
+came before (a background tool's result may still be on its way, or arrive later).
+
+Where the model does not say, a model turn can end with a tool call: ADK then runs the
+tool, sends its result, and the model answers in a further turn. So a `TurnComplete`
+ends the user's turn only when agent output (text, speech, audio) has arrived since the
+last tool result; two completes in a row with nothing between them also end it (the
+model chose not to say anything after the tool).
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ class TurnTracker:
         elif is_agent_output(event) or isinstance(event, Interrupted):
             self._tool_round = False
             self._heard = True
+        elif isinstance(event, TurnComplete) and event.interaction is not None:
+            self._heard = False
+            if event.interaction == "idle":
+                self.reset()
+                return True
         elif isinstance(event, TurnComplete):
             tool_round = self._tool_round or (self.tools_unseen and not self._heard)
             self._heard = False

@@ -8,11 +8,12 @@ from adkvoice.app import configure_logging, run_main
 from adkvoice.backends.factory import default_handles_dir, is_ephemeral, live_endpoint
 from adkvoice.config import ServeSettings
 from adkvoice.events import Notice
+from adkvoice.live_options import plan_session
 from adkvoice.store.sessions import open_store
 
 
 async def serve_agent(settings: ServeSettings) -> int:
-    from adkvoice.agents.loading import load_agent_dir, load_bundled_agent
+    from adkvoice.agents.loading import live_model_of, load_agent_dir, load_bundled_agent
     from adkvoice.server import ServeOptions, serve
 
     err = Console(stderr=True)
@@ -21,6 +22,10 @@ async def serve_agent(settings: ServeSettings) -> int:
         err.print(notice.message, style="cyan", highlight=False, soft_wrap=True)
 
     loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
+    # The session options every connection starts from, checked against the model now.
+    plan = plan_session(settings.live, settings.model or live_model_of(loaded), text_replies=False)
+    for message in plan.notices:
+        say(Notice(message=message))
     store = open_store(settings.sessions)
     async with live_endpoint(
         settings.backend, settings.emulator_rules, say, text_chunk_delay_s=0.03, audio_pacing=1.0
@@ -40,6 +45,7 @@ async def serve_agent(settings: ServeSettings) -> int:
             handles_dir=None if is_ephemeral(store) else default_handles_dir(),
             store_label=store.label,
             context_compression=settings.context_compression,
+            live=settings.live,
         )
 
         def ready(url: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .emulator import Emulator, EmulatorOptions
 from .faults import Fault, FaultController
 from .handles import IssuedHandles
-from .models import is_gemini_3_live, is_live_model
+from .models import emulated_family
 from .rules import FAULT_NAMES, Rule, Rules, default_rules, load_rules, parse_rules
 from .stats import Compression, ConnectionRecord, EmulatorStats
 
@@ -28,8 +28,7 @@ __all__ = [
     "Rule",
     "Rules",
     "default_rules",
-    "is_gemini_3_live",
-    "is_live_model",
+    "emulated_family",
     "load_rules",
     "parse_rules",
 ]

@@ -13,11 +13,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from adkvoice.errors import ProtocolError
+from adkvoice.live_models import SCHEDULINGS, Scheduling, ToolBehavior
 
 JsonObject = dict[str, Any]
 Modality = Literal["TEXT", "AUDIO"]
@@ -37,6 +38,10 @@ DEFAULT_TRIGGER_TOKENS = CONTEXT_WINDOW_TOKENS * 4 // 5
 # ---------------------------------------------------------------------------- client messages
 
 
+Sensitivity = Literal["HIGH", "LOW"]
+SENSITIVITIES: tuple[Sensitivity, ...] = ("HIGH", "LOW")
+
+
 @dataclass(frozen=True)
 class ActivityDetection:
     """`realtimeInputConfig.automaticActivityDetection` as the emulator uses it."""
@@ -44,6 +49,17 @@ class ActivityDetection:
     disabled: bool = False
     silence_duration_ms: int | None = None
     prefix_padding_ms: int | None = None
+    start_sensitivity: Sensitivity | None = None  # START_SENSITIVITY_HIGH / _LOW
+    end_sensitivity: Sensitivity | None = None
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """`generationConfig.thinkingConfig`."""
+
+    level: str | None = None  # MINIMAL, LOW, MEDIUM, HIGH
+    budget: int | None = None
+    include_thoughts: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,10 +87,21 @@ class Setup:
     resume_handle: str | None = None
     initial_history_in_client_content: bool = False
     compression: SlidingWindow | None = None  # None: the context only grows
+    # Declarations that name a `behavior`; the others take the model's default.
+    tool_behaviors: tuple[tuple[str, ToolBehavior], ...] = ()
+    voice: str | None = None  # speechConfig.voiceConfig.prebuiltVoiceConfig.voiceName
+    language: str | None = None  # speechConfig.languageCode
+    proactive_audio: bool | None = None  # proactivity.proactiveAudio; None: not sent
+    affective_dialog: bool | None = None  # generationConfig.enableAffectiveDialog
+    thinking: Thinking | None = None
+    barge_in: bool = True  # realtimeInputConfig.activityHandling != NO_INTERRUPTION
 
     @property
     def model_id(self) -> str:
         return self.model.removeprefix("models/")
+
+    def behavior_of(self, function: str) -> ToolBehavior | None:
+        return dict(self.tool_behaviors).get(function)
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,7 @@ class FunctionResponse:
     id: str | None
     name: str
     response: JsonObject
+    scheduling: Scheduling | None = None  # for NON_BLOCKING calls; None: WHEN_IDLE
 
 
 @dataclass(frozen=True)
@@ -222,17 +250,82 @@ def _content_tool_result(content: Mapping[str, Any], where: str) -> JsonObject |
     return None
 
 
-def _function_names(tools: Any) -> tuple[str, ...]:
-    names: list[str] = []
+_BEHAVIORS: dict[str, ToolBehavior | None] = {
+    "BLOCKING": "BLOCKING",
+    "NON_BLOCKING": "NON_BLOCKING",
+    "UNSPECIFIED": None,
+}
+
+
+def _declarations(tools: Any) -> list[tuple[str, ToolBehavior | None]]:
+    """(name, behavior) of every function declaration; behavior None when not given."""
+    out: list[tuple[str, ToolBehavior | None]] = []
     for i, tool in enumerate(_list(tools, "setup.tools")):
         tool = _obj(tool, f"setup.tools[{i}]")
         decls = _list(_get(tool, "function_declarations"), f"setup.tools[{i}].functionDeclarations")
         for j, decl in enumerate(decls):
-            name = _get(_obj(decl, f"setup.tools[{i}].functionDeclarations[{j}]"), "name")
+            where = f"setup.tools[{i}].functionDeclarations[{j}]"
+            body = _obj(decl, where)
+            name = _get(body, "name")
             if not isinstance(name, str) or not name:
-                raise ProtocolError(f"setup.tools[{i}].functionDeclarations[{j}] has no name")
-            names.append(name)
-    return tuple(names)
+                raise ProtocolError(f"{where} has no name")
+            behavior = _get(body, "behavior")
+            if behavior is not None and (
+                not isinstance(behavior, str) or behavior.upper() not in _BEHAVIORS
+            ):
+                raise ProtocolError(f"{where}.behavior: use BLOCKING or NON_BLOCKING")
+            out.append((name, None if behavior is None else _BEHAVIORS[behavior.upper()]))
+    return out
+
+
+def _function_names(tools: Any) -> tuple[str, ...]:
+    return tuple(name for name, _behavior in _declarations(tools))
+
+
+E = TypeVar("E", bound=str)
+
+
+def _enum(value: Any, where: str, prefix: str, allowed: Iterable[E]) -> E | None:
+    """An enum value such as START_SENSITIVITY_HIGH, as its suffix ("HIGH"); None if unset."""
+    if value is None:
+        return None
+    text = str(value).upper().removeprefix(prefix)
+    if text.endswith("UNSPECIFIED"):
+        return None
+    for choice in allowed:
+        if choice == text:
+            return choice
+    raise ProtocolError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _decode_thinking(raw: Any) -> Thinking | None:
+    where = "setup.generationConfig.thinkingConfig"
+    if raw is None:
+        return None
+    body = _obj(raw, where)
+    levels = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+    level = _enum(_get(body, "thinking_level"), f"{where}.thinkingLevel", "", levels)
+    return Thinking(
+        level=level,
+        budget=_opt_int(_get(body, "thinking_budget"), f"{where}.thinkingBudget"),
+        include_thoughts=_bool(_get(body, "include_thoughts"), f"{where}.includeThoughts"),
+    )
+
+
+def _decode_speech(gen: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(voice name, language code) from generationConfig.speechConfig."""
+    where = "setup.generationConfig.speechConfig"
+    speech = _obj(_get(gen, "speech_config"), where)
+    voice_config = _obj(_get(speech, "voice_config"), f"{where}.voiceConfig")
+    prebuilt = _obj(
+        _get(voice_config, "prebuilt_voice_config"), f"{where}.voiceConfig.prebuiltVoiceConfig"
+    )
+    voice = _get(prebuilt, "voice_name")
+    language = _get(speech, "language_code")
+    for value, name in ((voice, "voiceName"), (language, "languageCode")):
+        if value is not None and not isinstance(value, str):
+            raise ProtocolError(f"{where}: {name} must be a string")
+    return voice or None, language or None
 
 
 def _decode_compression(raw: Any) -> SlidingWindow | None:
@@ -286,7 +379,39 @@ def _decode_setup(body: Mapping[str, Any]) -> Setup:
             _get(aad, "silence_duration_ms"), f"{where}.silenceDurationMs"
         ),
         prefix_padding_ms=_opt_int(_get(aad, "prefix_padding_ms"), f"{where}.prefixPaddingMs"),
+        start_sensitivity=_enum(
+            _get(aad, "start_of_speech_sensitivity"),
+            f"{where}.startOfSpeechSensitivity",
+            "START_SENSITIVITY_",
+            SENSITIVITIES,
+        ),
+        end_sensitivity=_enum(
+            _get(aad, "end_of_speech_sensitivity"),
+            f"{where}.endOfSpeechSensitivity",
+            "END_SENSITIVITY_",
+            SENSITIVITIES,
+        ),
     )
+    handling = _enum(
+        _get(rt, "activity_handling"),
+        "setup.realtimeInputConfig.activityHandling",
+        "",
+        ("START_OF_ACTIVITY_INTERRUPTS", "NO_INTERRUPTION"),
+    )
+    voice, language = _decode_speech(gen)
+    proactivity = _get(body, "proactivity")
+    proactive = (
+        None
+        if proactivity is None
+        else _bool(
+            _get(_obj(proactivity, "setup.proactivity"), "proactive_audio"),
+            "setup.proactivity.proactiveAudio",
+        )
+    )
+    affective = _get(gen, "enable_affective_dialog")
+    if affective is None:  # older clients put it at the top of setup
+        affective = _get(body, "enable_affective_dialog")
+    declarations = _declarations(_get(body, "tools"))
     resumption_raw = _get(body, "session_resumption")
     resumption = _obj(resumption_raw, "setup.sessionResumption")
     handle = _get(resumption, "handle")
@@ -297,7 +422,7 @@ def _decode_setup(body: Mapping[str, Any]) -> Setup:
         model=model.strip(),
         response_modality=modality,
         system_instruction=system_text,
-        function_names=_function_names(_get(body, "tools")),
+        function_names=tuple(name for name, _ in declarations),
         input_transcription=_get(body, "input_audio_transcription") is not None,
         output_transcription=_get(body, "output_audio_transcription") is not None,
         activity_detection=detection,
@@ -308,6 +433,15 @@ def _decode_setup(body: Mapping[str, Any]) -> Setup:
             "setup.historyConfig.initialHistoryInClientContent",
         ),
         compression=_decode_compression(_get(body, "context_window_compression")),
+        tool_behaviors=tuple((n, b) for n, b in declarations if b is not None),
+        voice=voice,
+        language=language,
+        proactive_audio=proactive,
+        affective_dialog=None
+        if affective is None
+        else _bool(affective, "setup.generationConfig.enableAffectiveDialog"),
+        thinking=_decode_thinking(_get(gen, "thinking_config")),
+        barge_in=handling != "NO_INTERRUPTION",
     )
 
 
@@ -388,7 +522,15 @@ def _decode_tool_response(body: Mapping[str, Any]) -> ToolResponse:
         if call_id is not None and not isinstance(call_id, str):
             raise ProtocolError(f"{where}.id must be a string")
         response = _get(item, "response")
-        responses.append(FunctionResponse(call_id, name, dict(_obj(response, f"{where}.response"))))
+        scheduling = _enum(_get(item, "scheduling"), f"{where}.scheduling", "", SCHEDULINGS)
+        responses.append(
+            FunctionResponse(
+                call_id,
+                name,
+                dict(_obj(response, f"{where}.response")),
+                scheduling,
+            )
+        )
     if not responses:
         raise ProtocolError("tool_response.functionResponses is empty")
     return ToolResponse(tuple(responses))
@@ -436,86 +578,3 @@ def decode_client_message(raw: str | bytes) -> ClientMessage:
     if key == "tool_response":
         return _decode_tool_response(body)
     return _decode_context_update(body)
-
-
-# ----------------------------------------------------------------- client encoding (for tests)
-
-
-def _content(turn: Turn) -> JsonObject:
-    return {"role": turn.role, "parts": [{"text": turn.text}]}
-
-
-def encode_client_message(msg: ClientMessage) -> str:
-    """Encode a client message the way google-genai does (used by tests and probes)."""
-    body: JsonObject
-    if isinstance(msg, Setup):
-        body = {
-            "model": msg.model,
-            "generationConfig": {"responseModalities": [msg.response_modality]},
-        }
-        if msg.system_instruction:
-            body["systemInstruction"] = {"parts": [{"text": msg.system_instruction}]}
-        if msg.function_names:
-            decls = [{"name": name} for name in msg.function_names]
-            body["tools"] = [{"functionDeclarations": decls}]
-        if msg.input_transcription:
-            body["inputAudioTranscription"] = {}
-        if msg.output_transcription:
-            body["outputAudioTranscription"] = {}
-        det = msg.activity_detection
-        if det != ActivityDetection():
-            aad: JsonObject = {"disabled": det.disabled}
-            if det.silence_duration_ms is not None:
-                aad["silenceDurationMs"] = det.silence_duration_ms
-            if det.prefix_padding_ms is not None:
-                aad["prefixPaddingMs"] = det.prefix_padding_ms
-            body["realtimeInputConfig"] = {"automaticActivityDetection": aad}
-        if msg.resumption:
-            body["sessionResumption"] = {"handle": msg.resume_handle} if msg.resume_handle else {}
-        if msg.initial_history_in_client_content:
-            body["historyConfig"] = {"initialHistoryInClientContent": True}
-        if msg.compression is not None:
-            body["contextWindowCompression"] = {
-                "triggerTokens": msg.compression.trigger_tokens,
-                "slidingWindow": {"targetTokens": msg.compression.target_tokens},
-            }
-        return json.dumps({"setup": body})
-    if isinstance(msg, ClientContent):
-        cc: JsonObject = {
-            "turns": [_content(t) for t in msg.turns],
-            "turnComplete": msg.turn_complete,
-        }
-        return json.dumps({"client_content": cc})
-    if isinstance(msg, RealtimeInput):
-        rt: JsonObject = {}
-        blobs = [
-            {
-                "mimeType": f"audio/pcm;rate={c.sample_rate}",
-                "data": base64.urlsafe_b64encode(c.pcm).decode(),
-            }
-            for c in msg.audio
-        ]
-        if msg.used_media_chunks:
-            rt["mediaChunks"] = blobs
-        elif blobs:
-            rt["audio"] = blobs[0]
-        if msg.text is not None:
-            rt["text"] = msg.text
-        if msg.activity_start:
-            rt["activityStart"] = {}
-        if msg.activity_end:
-            rt["activityEnd"] = {}
-        if msg.audio_stream_end:
-            rt["audioStreamEnd"] = True
-        return json.dumps({"realtime_input": rt})
-    if isinstance(msg, ToolResponse):
-        frs = [{"id": r.id, "name": r.name, "response": r.response} for r in msg.responses]
-        return json.dumps({"tool_response": {"functionResponses": frs}})
-    update: JsonObject = {}
-    if msg.system_instruction is not None:
-        update["systemInstruction"] = {"parts": [{"text": msg.system_instruction}]}
-    if msg.function_names is not None:
-        update["tools"] = {
-            "tools": [{"functionDeclarations": [{"name": n} for n in msg.function_names]}]
-        }
-    return json.dumps({"context_update": update})

@@ -3,26 +3,26 @@
 The session reacts to decoded client messages and streams replies through a `Transport`
 (the server adapts a WebSocket to it), so it never touches sockets itself. At most one
 "turn task" runs at a time: it transcribes an utterance if needed, runs the matching
-rule (possibly a tool call round trip) and streams the reply. Barge-in (speech start,
-activityStart, new content) cancels that task and tells the client `interrupted`.
+rule (possibly a tool call round trip) and speaks the reply (`speaking.Speaker`).
+Barge-in (speech start, activityStart, new content) cancels that task and tells the
+client `interrupted`, unless the setup asked for NO_INTERRUPTION (then speech waits for
+the reply to end).
 
-Family differences (mirroring what google-adk 2.13 expects, see models.py):
-- 2.x: input transcription streams in word groups ending with `finished`; audio and its
-  transcription arrive in separate messages; a tool call is followed by `turnComplete`
-  (ADK only surfaces the call then) and the answer comes as a new model turn.
-- 3.x: one final input transcription; transcription rides in the audio message; no
-  `turnComplete` until the tool response arrived; `mediaChunks` is refused (send
-  `audio`); replayed initial history never triggers a reply by itself, ADK's "." text
-  nudge answers the pending user turn.
-
-Context window compression (`setup.contextWindowCompression.slidingWindow`) works as Gemini
-documents it: before a turn runs, if the context (system instruction plus history, in
-estimated tokens) exceeds the trigger, the oldest turns are dropped until it is at most the
-target; the kept part starts at a user turn, the system instruction always stays and the
-turn being answered is never dropped. Usage metadata then counts the compressed context.
-
-Audio replies are paced against absolute deadlines (start + audio sent × pacing), so a
-reply with `audio_pacing=1.0` takes as long as it lasts, however long each send takes.
+The model played is the setup's family in the catalogue (`models.emulated_family`):
+- 2.x shapes: input transcription streams in word groups ending with `finished`; a tool
+  call is followed by `turnComplete` (ADK only surfaces the call then) and the answer
+  comes as a new model turn.
+- 3.x shapes: one final input transcription; no `turnComplete` until the tool response
+  arrived; `mediaChunks` is refused (send `audio`); replayed initial history never
+  triggers a reply by itself, ADK's "." text nudge answers the pending user turn.
+- Families that report `interactionStatus` (3.8) send it with every turnComplete:
+  IN_PROGRESS while more turns answer the same prompt, IDLE when done.
+- A call the model does not wait for (a declaration with behavior NON_BLOCKING, or none
+  on a family whose default it is) runs in the background: the model says the rule's
+  `while` text in a turn of its own, then speaks the result when it arrives, as its
+  `scheduling` asks: WHEN_IDLE (after what it is saying), INTERRUPT (cutting that
+  short) or SILENT (not at all: the result only enters the context). A user who cuts in
+  before the result arrives gets `toolCallCancellation` for it.
 """
 
 from __future__ import annotations
@@ -30,97 +30,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from adkvoice.errors import ProtocolError
+from adkvoice.live_models import DEFAULT_SCHEDULING, DEFAULT_VOICE, Scheduling, message_shapes
 
 from . import client_messages as p
 from . import frames
+from .context import context_tokens, estimate_tokens, slide_window
 from .faults import Fault, FaultController, seconds_of
 from .handles import ContextSnapshot, HandleOwner, IssuedHandles
-from .models import is_gemini_3_live
-from .rules import Rules, TemplateContext, render
+from .models import emulated_family
+from .rules import Rule, Rules, TemplateContext, match_groups, render
+from .speaking import (
+    TRANSCRIPT_WORDS_PER_CHUNK,
+    ConnectionEnded,
+    ConnectionOptions,
+    Speaker,
+    Transport,
+    TransportClosed,
+    word_groups,
+)
 from .speech import Stt, Tts, placeholder_transcript, resample
 from .stats import Compression, ConnectionRecord, EmulatorStats
-from .vad import DEFAULT_SILENCE_MS, DEFAULT_START_MS, SpeechDetector, SpeechEnded, SpeechStarted
+from .vad import SpeechDetector, SpeechEnded, SpeechStarted, detector_for
 
 log = logging.getLogger(__name__)
 
-AUDIO_CHUNK_BYTES = 2 * p.OUTPUT_RATE * 80 // 1000  # 80 ms of 24 kHz s16le
-TEXT_WORDS_PER_CHUNK = 3
-TRANSCRIPT_WORDS_PER_CHUNK = 2
 _NUDGE = re.compile(r"^\W*$")  # ADK's "." that asks 3.x to answer replayed history
+TurnMaker = Callable[[], Coroutine[Any, Any, None]]
+Status = frames.InteractionStatus
 
-
-class TransportClosed(Exception):
-    """The peer is gone; whatever was being sent is moot."""
-
-
-class Transport(Protocol):
-    async def send(self, data: str) -> None: ...
-
-    async def close(self, code: int, reason: str) -> None: ...
-
-    def abort(self) -> None: ...
+__all__ = ["ConnectionOptions", "LiveConnection", "Transport", "TransportClosed"]
 
 
 @dataclass(frozen=True)
-class ConnectionOptions:
-    text_chunk_delay_s: float = 0.0
-    audio_pacing: float = 0.0
-    think_time_s: float = 0.0
-    go_away_after_s: float | None = None
-    go_away_time_left_s: float = 1.0
-
-
-class _ConnectionEnded(Exception):
-    """A fault closed or dropped the connection mid-reply."""
-
-
-def word_groups(text: str, size: int) -> list[str]:
-    """Split into groups of `size` words whose concatenation is exactly `text`."""
-    words = re.findall(r"\s*\S+\s*", text)
-    return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
-
-
-def tokens_for_words(words: int) -> int:
-    return math.ceil(words * 4 / 3)
-
-
-def estimate_tokens(text: str) -> int:
-    return tokens_for_words(len(text.split()))
-
-
-def context_tokens(system: str, history: Sequence[p.Turn]) -> int:
-    """Estimated tokens of what the model sees: the system instruction and the history."""
-    return tokens_for_words(len(system.split()) + sum(len(t.text.split()) for t in history))
-
-
-def slide_window(history: list[p.Turn], system: str, target_tokens: int) -> int:
-    """Drop the oldest turns until the context is at most `target_tokens`; return how many.
-
-    The kept part starts at a user turn and always includes the newest user turn, even if
-    that alone is over the target (the turn being answered cannot be forgotten).
-    """
-    words = [len(t.text.split()) for t in history]
-    remaining = len(system.split()) + sum(words)  # of the suffix starting at index i
-    last_user = max((i for i, t in enumerate(history) if t.role == "user"), default=-1)
-    if tokens_for_words(remaining) <= target_tokens:
-        return 0
-    for i in range(1, last_user + 1):
-        remaining -= words[i - 1]
-        fits = tokens_for_words(remaining) <= target_tokens
-        if history[i].role == "user" and (fits or i == last_user):
-            del history[:i]
-            return i
-    return 0
+class CallResult:
+    response: p.JsonObject
+    scheduling: Scheduling | None
 
 
 class LiveConnection:
@@ -139,34 +92,43 @@ class LiveConnection:
         conversation: ContextSnapshot | None = None,
     ) -> None:
         self.setup = setup
+        self.family = emulated_family(setup.model)
         self.record = ConnectionRecord(model=setup.model, resumed=conversation is not None)
         self.conversation = conversation or ContextSnapshot()
         self._transport = transport
         self._rules = rules
-        self._tts = tts
         self._stt = stt
         self._faults = faults
         self._stats = stats
         self._handles = handles
         self._handle_owner = HandleOwner()
         self._options = options
-        self._gemini3 = is_gemini_3_live(setup.model)
+        self._gemini3 = message_shapes(setup.model) == "3.x"
+        self._speaker = Speaker(
+            transport,
+            setup,
+            shapes="3.x" if self._gemini3 else "2.x",
+            tts=tts,
+            stats=stats,
+            options=options,
+        )
         self._functions = set(setup.function_names)
         self._system = setup.system_instruction
         det = setup.activity_detection
         self._vad: SpeechDetector | None = None
         if not det.disabled:
-            self._vad = SpeechDetector(
-                start_ms=det.prefix_padding_ms or DEFAULT_START_MS,
-                silence_ms=det.silence_duration_ms or DEFAULT_SILENCE_MS,
+            self._vad = detector_for(
+                prefix_padding_ms=det.prefix_padding_ms,
+                silence_duration_ms=det.silence_duration_ms,
+                start_sensitivity=det.start_sensitivity,
+                end_sensitivity=det.end_sensitivity,
             )
         self._activity: bytearray | None = None  # audio between activityStart and activityEnd
         self._history_phase = setup.initial_history_in_client_content
         self._turn_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._pending_calls: dict[str, asyncio.Future[p.JsonObject]] = {}
-        self._model_turn_open = False
-        self._spoken: list[str] = []
+        self._pending_calls: dict[str, asyncio.Future[CallResult]] = {}
+        self._interaction_open = False  # IN_PROGRESS was sent and IDLE not yet
         self._going_away = False
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -198,7 +160,7 @@ class LiveConnection:
         """Run a session task so that no failure escapes as an unretrieved task exception."""
         try:
             await coro
-        except (TransportClosed, _ConnectionEnded):
+        except (TransportClosed, ConnectionEnded):
             pass
         except asyncio.CancelledError:
             raise
@@ -208,11 +170,11 @@ class LiveConnection:
                 await self._transport.close(1011, "Internal error encountered.")
 
     async def _send(self, frame: p.JsonObject) -> None:
-        await self._transport.send(frames.encode(frame))
+        await self._speaker.send(frame)
 
     # FaultTarget (fault controller) -- ---------------------------------------------------
     async def go_away(self, time_left_s: float, *, send_handle: bool) -> None:
-        if send_handle and self.setup.resumption and not self._model_turn_open:
+        if send_handle and self.setup.resumption and not self._speaker.open:
             await self._issue_handle()
         await self._send(frames.go_away(time_left_s))
         self._stats.go_aways_sent += 1
@@ -278,18 +240,19 @@ class LiveConnection:
             # Kept short: it must fit a WebSocket close reason.
             raise ProtocolError("activityStart/End need automaticActivityDetection.disabled=true")
         if msg.activity_start:
-            await self.interrupt()
+            if self.setup.barge_in:
+                await self.interrupt()
             self._activity = bytearray()
         for chunk in msg.audio:
             await self._on_audio(chunk)
         if msg.activity_end and self._activity is not None:
             pcm, self._activity = bytes(self._activity), None
             if pcm:
-                await self._start_turn(partial(self._speech_turn, pcm))
+                await self._start_speech_turn(pcm)
         if msg.audio_stream_end and self._vad is not None:
             ended = self._vad.flush()
             if ended is not None:
-                await self._start_turn(partial(self._speech_turn, ended.pcm))
+                await self._start_speech_turn(ended.pcm)
         if msg.text is not None:
             await self._on_text(msg.text)
 
@@ -301,10 +264,10 @@ class LiveConnection:
                 self._activity += pcm
             return
         for event in self._vad.feed(pcm):
-            if isinstance(event, SpeechStarted):
+            if isinstance(event, SpeechStarted) and self.setup.barge_in:
                 await self.interrupt()
             elif isinstance(event, SpeechEnded):
-                await self._start_turn(partial(self._speech_turn, event.pcm))
+                await self._start_speech_turn(event.pcm)
 
     async def _answer_history(self) -> None:
         """Answer a history that ends with the user: their message, or a tool result the
@@ -337,7 +300,7 @@ class LiveConnection:
                     None,
                 )
             if fut is not None and not fut.done():
-                fut.set_result(response.response)
+                fut.set_result(CallResult(response.response, response.scheduling))
                 self._stats.tool_responses_received += 1
             else:
                 self._stats.unmatched_tool_responses += 1
@@ -346,10 +309,18 @@ class LiveConnection:
     def _busy(self) -> bool:
         return self._turn_task is not None and not self._turn_task.done()
 
-    async def _start_turn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def _start_turn(self, make: TurnMaker) -> None:
         """Answer new input: barge in on whatever is running, then run the new turn."""
         await self.interrupt()
         self._turn_task = asyncio.create_task(self._guard(make()))
+
+    async def _start_speech_turn(self, pcm: bytes) -> None:
+        make = partial(self._speech_turn, pcm)
+        if self.setup.barge_in or not self._busy():
+            await self._start_turn(make)
+            return
+        # activityHandling NO_INTERRUPTION: the utterance is answered after the reply.
+        self._turn_task = asyncio.create_task(self._guard(_after(self._turn_task, make)))
 
     async def interrupt(self) -> None:
         """Barge-in: stop the current turn; tell the client if it had started answering."""
@@ -363,15 +334,17 @@ class LiveConnection:
         if pending:
             await self._send(frames.tool_call_cancellation(pending))
             self._stats.tool_call_cancellations += 1
-        if self._model_turn_open:
-            spoken = "".join(self._spoken).strip()
+        if self._speaker.open:
+            spoken = self._speaker.close_turn()
             if spoken:
                 self.conversation.history.append(p.Turn("model", spoken))
             await self._send(frames.interrupted())
-            await self._send(frames.turn_complete(self._usage(spoken)))
-            self._model_turn_open = False
+            await self._turn_complete(spoken, self._idle_status())
             self._stats.interruptions += 1
             self.record.interruptions += 1
+        elif self._interaction_open:
+            # Nothing was being said, but the interaction (a background call) is over.
+            await self._turn_complete("", self._idle_status())
 
     async def _speech_turn(self, pcm: bytes) -> None:
         self._stats.utterances += 1
@@ -412,6 +385,21 @@ class LiveConnection:
             self._stats.compressions.append(Compression(before, after, dropped))
             self.record.compressions += 1
 
+    def _template_context(self, text: str, rule: Rule) -> TemplateContext:
+        earlier = self._earlier_user_texts()
+        thinking = self.setup.thinking
+        return TemplateContext(
+            text=text,
+            previous=earlier[-1] if earlier else "nothing yet",
+            first=earlier[0] if earlier else "nothing yet",
+            turn=self.conversation.user_turns,
+            model=self.setup.model_id,
+            voice=self.setup.voice or DEFAULT_VOICE,
+            language=self.setup.language or "the language you speak",
+            thinking=_thinking_label(thinking),
+            groups=match_groups(rule, text),
+        )
+
     async def _answer(
         self, text: str, *, in_history: bool, tool_result: p.JsonObject | None = None
     ) -> None:
@@ -425,52 +413,114 @@ class LiveConnection:
         rule = self._rules.match(text)
         if rule.fault is not None:
             faults.append(Fault.from_rule(rule))
-        earlier = self._earlier_user_texts()
-        ctx = TemplateContext(
-            text=text,
-            previous=earlier[-1] if earlier else "nothing yet",
-            first=earlier[0] if earlier else "nothing yet",
-            turn=self.conversation.user_turns,
-            model=self.setup.model_id,
-        )
+        ctx = self._template_context(text, rule)
         delay = self._options.think_time_s + seconds_of(faults, "delay")
         if delay > 0:
             await asyncio.sleep(delay)
-        say = rule.say
+        segments = rule.segments
         if rule.call is not None:
-            if rule.call in self._functions:
+            if rule.call not in self._functions:
+                segments = (
+                    f"I would call the {rule.call} tool for that, "
+                    "but this agent does not declare it.",
+                )
+            else:
                 args = {
                     key: render(value, ctx) if isinstance(value, str) else value
                     for key, value in rule.args.items()
                 }
+                if tool_result is None and self._runs_in_background(rule.call):
+                    await self._answer_in_background(rule, args, ctx, faults)
+                    return
                 if tool_result is None:
-                    result = await self._call_tool(rule.call, args)
-                else:
-                    result = tool_result
-                ctx = replace(ctx, result=result, has_result=True)
-                say = say or f"The {rule.call} tool returned {{result}}."
-            else:
-                say = (
-                    f"I would call the {rule.call} tool for that, "
-                    "but this agent does not declare it."
-                )
-        await self._reply(render(say or self._rules.fallback, ctx), faults)
+                    tool_result = (await self._call_tool(rule.call, args)).response
+                ctx = replace(ctx, result=tool_result, has_result=True)
+                segments = segments or (f"The {rule.call} tool returned {{result}}.",)
+        await self._say([render(s, ctx) for s in segments or (self._rules.fallback,)], faults)
 
-    async def _call_tool(self, name: str, args: p.JsonObject) -> p.JsonObject:
-        call_id = f"emu-call-{secrets.token_hex(4)}-{name}"
-        fut: asyncio.Future[p.JsonObject] = asyncio.get_running_loop().create_future()
-        self._pending_calls[call_id] = fut
+    def _runs_in_background(self, function: str) -> bool:
+        behavior = self.setup.behavior_of(function) or self.family.default_tool_behavior
+        return behavior == "NON_BLOCKING" and self.family.background_tools
+
+    async def _say(self, segments: list[str], faults: list[Fault]) -> None:
+        """The reply, as the family says several segments: one model turn each, IN_PROGRESS
+        until the last, where interactionStatus is reported; else one turn for them all."""
+        if not self.family.interaction_status:
+            await self._reply(" ".join(segments), faults, status=None)
+            return
+        for i, segment in enumerate(segments):
+            last = i == len(segments) - 1
+            await self._reply(segment, faults if i == 0 else [], "IDLE" if last else "IN_PROGRESS")
+
+    async def _answer_in_background(
+        self, rule: Rule, args: p.JsonObject, ctx: TemplateContext, faults: list[Fault]
+    ) -> None:
+        """A call the model does not wait for: talk meanwhile, speak the result later."""
+        assert rule.call is not None
+        call_id, result_arrives = await self._issue_call(rule.call, args, background=True)
+        filler = None
+        if rule.filler:
+            filler = asyncio.ensure_future(
+                self._reply(render(rule.filler, ctx), [], status=self._working_status())
+            )
         try:
-            await self._maybe_not_resumable()
-            await self._send(frames.tool_call([frames.FunctionCall(call_id, name, args)]))
-            self._stats.tool_calls_sent += 1
-            self._stats.tool_calls_by_name[name] += 1
-            self.record.tool_calls[name] += 1
-            self._model_turn_open = True
+            result = await result_arrives
+            scheduling = result.scheduling or DEFAULT_SCHEDULING
+            self._stats.schedulings[scheduling] += 1
+            if filler is not None and not filler.done() and scheduling == "INTERRUPT":
+                await _cancel(filler)
+                await self._cut_for_result()
+            elif filler is not None:
+                await filler  # WHEN_IDLE and SILENT let the model finish its sentence
+        finally:
+            self._pending_calls.pop(call_id, None)
+            if filler is not None and not filler.done():
+                await _cancel(filler)
+        self.conversation.history.append(p.Turn("user", "", tool_result=result.response))
+        if scheduling == "SILENT":
+            # The result only enters the context; the interaction is over.
+            if self.family.interaction_status:
+                await self._turn_complete("", "IDLE")
+            return
+        ctx = replace(ctx, result=result.response, has_result=True)
+        segments = rule.segments or (f"The {rule.call} tool returned {{result}}.",)
+        await self._say([render(s, ctx) for s in segments], faults)
+
+    async def _cut_for_result(self) -> None:
+        """INTERRUPT scheduling: the result cuts short what the model is saying."""
+        if not self._speaker.open:
+            return
+        spoken = self._speaker.close_turn()
+        if spoken:
+            self.conversation.history.append(p.Turn("model", spoken))
+        await self._send(frames.interrupted())
+        await self._turn_complete(spoken, self._working_status())
+
+    async def _issue_call(
+        self, name: str, args: p.JsonObject, *, background: bool
+    ) -> tuple[str, asyncio.Future[CallResult]]:
+        """Send a toolCall; the future resolves with the client's response."""
+        call_id = f"emu-call-{secrets.token_hex(4)}-{name}"
+        fut: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
+        self._pending_calls[call_id] = fut
+        await self._maybe_not_resumable()
+        await self._send(frames.tool_call([frames.FunctionCall(call_id, name, args)]))
+        self._stats.tool_calls_sent += 1
+        self._stats.tool_calls_by_name[name] += 1
+        self.record.tool_calls[name] += 1
+        if background:
+            self._stats.background_calls += 1
+        return call_id, fut
+
+    async def _call_tool(self, name: str, args: p.JsonObject) -> CallResult:
+        """A call the model waits for."""
+        call_id, fut = await self._issue_call(name, args, background=False)
+        try:
+            self._speaker.open = True
             if not self._gemini3:
                 # 2.x ends the model turn after a tool call; ADK surfaces the call only then.
-                self._model_turn_open = False
-                await self._send(frames.turn_complete(self._usage(name)))
+                self._speaker.open = False
+                await self._turn_complete(name, None)
             return await fut
         finally:
             self._pending_calls.pop(call_id, None)
@@ -479,20 +529,9 @@ class LiveConnection:
         if self._faults.mid_turn_resumption_updates and self.setup.resumption:
             await self._send(frames.resumption_update(None, resumable=False))
 
-    async def _fire_mid_reply(self, faults: Iterable[Fault]) -> None:
-        for fault in faults:
-            if fault.kind == "close-1011":
-                self._stats.faults_fired.append(fault.kind)
-                await self._transport.close(fault.code, fault.reason)
-                raise _ConnectionEnded
-            if fault.kind == "drop":
-                self._stats.faults_fired.append(fault.kind)
-                self._transport.abort()
-                raise _ConnectionEnded
-
-    async def _reply(self, text: str, faults: list[Fault]) -> None:
-        self._spoken = []
-        if not self._model_turn_open:
+    async def _reply(self, text: str, faults: list[Fault], status: Status | None) -> None:
+        """One model turn saying `text`, ended with turnComplete (and `status`)."""
+        if not self._speaker.open:
             await self._maybe_not_resumable()
         for fault in faults:
             if fault.kind == "delay":
@@ -500,76 +539,31 @@ class LiveConnection:
             if fault.kind == "malformed":
                 self._stats.faults_fired.append("malformed")
                 await self._transport.send('{"serverContent": {"modelTurn": ')
-        self._model_turn_open = True
-        if self.setup.response_modality == "TEXT":
-            await self._stream_text(text, faults)
-        else:
-            await self._stream_audio(text, faults)
+        await self._speaker.speak(text, faults)
+        self._speaker.close_turn()
         await self._send(frames.generation_complete())
-        await self._send(frames.turn_complete(self._usage(text)))
-        self._model_turn_open = False
+        await self._turn_complete(text, status)
         self.conversation.history.append(p.Turn("model", text))
         self._stats.turns_answered += 1
         self.record.turns_answered += 1
-        if self.setup.resumption:
+        if self.setup.resumption and status != "IN_PROGRESS":
             await self._issue_handle()
         for fault in faults:
             if fault.kind == "go-away":
                 self._stats.faults_fired.append("go-away")
                 await self.go_away(fault.seconds, send_handle=fault.send_handle)
 
-    async def _stream_text(self, text: str, faults: list[Fault]) -> None:
-        slow_s = seconds_of(faults, "slow")
-        if slow_s:
-            self._stats.faults_fired.append("slow")
-        for i, group in enumerate(word_groups(text, TEXT_WORDS_PER_CHUNK) or [text]):
-            if slow_s:
-                await asyncio.sleep(slow_s)
-            await self._send(frames.model_text(group))
-            self._spoken.append(group)
-            if i == 0:
-                await self._fire_mid_reply(faults)
-            await asyncio.sleep(self._options.text_chunk_delay_s)
+    async def _turn_complete(self, said: str, status: Status | None) -> None:
+        await self._send(frames.turn_complete(self._usage(said), status))
+        if status is not None:
+            self._stats.interaction_statuses.append(status)
+            self._interaction_open = status == "IN_PROGRESS"
 
-    async def _stream_audio(self, text: str, faults: list[Fault]) -> None:
-        pcm = await self._tts.synthesize(text)
-        chunks = [pcm[i : i + AUDIO_CHUNK_BYTES] for i in range(0, len(pcm), AUDIO_CHUNK_BYTES)]
-        chunks = chunks or [b"\x00\x00" * (p.OUTPUT_RATE // 100)]
-        groups = (
-            word_groups(text, TRANSCRIPT_WORDS_PER_CHUNK) if self.setup.output_transcription else []
-        )
-        # Spread the transcript evenly over the audio, like a model speaking it.
-        per_chunk: list[list[str]] = [[] for _ in chunks]
-        for g, group in enumerate(groups):
-            per_chunk[g * len(chunks) // len(groups)].append(group)
-        slow_s = seconds_of(faults, "slow")
-        if slow_s:
-            self._stats.faults_fired.append("slow")
-        pacing = self._options.audio_pacing
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        sent_s = 0.0  # audio sent so far
-        for i, chunk in enumerate(chunks):
-            if slow_s:
-                await _sleep_until(loop, start + sent_s * pacing + slow_s * (i + 1))
-            said = "".join(per_chunk[i]) or None
-            if self._gemini3:
-                await self._send(frames.model_audio(chunk, said))
-            else:
-                await self._send(frames.model_audio(chunk))
-                if said is not None:
-                    await self._send(frames.output_transcription(said))
-            self._spoken.extend(per_chunk[i])
-            self._stats.audio_out_bytes += len(chunk)
-            if i == 0:
-                await self._fire_mid_reply(faults)
-            # Absolute deadlines: time spent sending does not add up into drift.
-            sent_s += len(chunk) / (2 * p.OUTPUT_RATE)
-            await _sleep_until(loop, start + sent_s * pacing + slow_s * (i + 1))
-        if not groups:
-            self._spoken = [text]
-        elif not self._gemini3:
-            await self._send(frames.output_transcription(None, finished=True))
+    def _working_status(self) -> Status | None:
+        return "IN_PROGRESS" if self.family.interaction_status else None
+
+    def _idle_status(self) -> Status | None:
+        return "IDLE" if self.family.interaction_status else None
 
     async def _issue_handle(self) -> None:
         handle = self._handles.issue(self._handle_owner, self.conversation)
@@ -577,6 +571,26 @@ class LiveConnection:
         await self._send(frames.resumption_update(handle, resumable=True))
 
 
-async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-    """Sleep until `deadline` on the loop clock; always yields, even when it has passed."""
-    await asyncio.sleep(max(0.0, deadline - loop.time()))
+def _thinking_label(thinking: p.Thinking | None) -> str:
+    if thinking is None or (thinking.level is None and thinking.budget is None):
+        return "none"
+    if thinking.level is not None:
+        return thinking.level.lower()
+    return f"{thinking.budget} tokens"
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    await asyncio.wait([task])
+
+
+async def _after(previous: asyncio.Task[None] | None, make: TurnMaker) -> None:
+    """Run `make` once `previous` has finished (cancelling this cancels both)."""
+    try:
+        if previous is not None:
+            await asyncio.wait([previous])
+    except asyncio.CancelledError:
+        if previous is not None:
+            await _cancel(previous)
+        raise
+    await make()

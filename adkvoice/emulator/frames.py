@@ -11,8 +11,11 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from .client_messages import OUTPUT_MIME, JsonObject
+
+InteractionStatus = Literal["IN_PROGRESS", "IDLE"]
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,16 @@ def generation_complete() -> JsonObject:
     return {"serverContent": {"generationComplete": True}}
 
 
-def turn_complete(usage: Usage | None = None) -> JsonObject:
+def turn_complete(
+    usage: Usage | None = None, status: InteractionStatus | None = None
+) -> JsonObject:
+    """The end of a model turn. `status` (models that report it): IN_PROGRESS when more
+    turns answer the same prompt, IDLE when the model is done and waits for the user."""
+    content: JsonObject = {"turnComplete": True}
+    if status is not None:
+        content["interactionStatus"] = status
     # Gemini sends the turn's usage in the same message as turnComplete.
-    frame: JsonObject = {"serverContent": {"turnComplete": True}}
+    frame: JsonObject = {"serverContent": content}
     if usage is not None:
         frame["usageMetadata"] = usage.to_json()
     return frame

@@ -45,9 +45,10 @@ from websockets.server import ServerProtocol
 from adkvoice.errors import ProtocolError
 
 from .client_messages import JsonObject
-from .connection import TEXT_WORDS_PER_CHUNK, estimate_tokens, word_groups
+from .context import estimate_tokens
 from .faults import Fault, FaultController, seconds_of
-from .rules import Rules, TemplateContext, render
+from .rules import Rules, TemplateContext, match_groups, render
+from .speaking import TEXT_WORDS_PER_CHUNK, word_groups
 from .stats import EmulatorStats
 
 log = logging.getLogger(__name__)
@@ -196,12 +197,16 @@ def plan_reply(request: GenerateRequest, rules: Rules) -> tuple[Reply, str]:
         model=request.model,
     )
     rule = rules.match(text)
+    ctx = replace(ctx, groups=match_groups(rule, text))
     last = request.contents[-1]
     if last.responses:
         name, result = last.responses[-1]
         ctx = replace(ctx, result=result, has_result=True)
+        # One REST reply carries every segment of a multi-turn Live reply.
         say = (
-            rule.say if rule.call == name and rule.say else f"The {name} tool returned {{result}}."
+            " ".join(rule.segments)
+            if rule.call == name and rule.segments
+            else f"The {name} tool returned {{result}}."
         )
         return TextReply(render(say, ctx)), text
     if rule.call is not None:
@@ -211,7 +216,7 @@ def plan_reply(request: GenerateRequest, rules: Rules) -> tuple[Reply, str]:
         return TextReply(
             f"I would call the {rule.call} tool for that, but this agent does not declare it."
         ), text
-    return TextReply(render(rule.say or rules.fallback, ctx)), text
+    return TextReply(render(" ".join(rule.segments) or rules.fallback, ctx)), text
 
 
 def _usage(request: GenerateRequest, reply: str) -> JsonObject:

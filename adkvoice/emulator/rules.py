@@ -15,6 +15,13 @@ A rules file is TOML::
     say = "It is {result}."              # spoken once the tool result comes back
 
     [[rule]]
+    match = "search (my )?files for (?P<query>.+?)\\W*$"
+    call = "search_files"
+    args = { query = "{match.query}" }   # a named group of `match`
+    while = "Let me look."               # said while a background (NON_BLOCKING) call runs
+    say = ["I found {result.count}.", "The first is {result.first}."]  # two model turns
+
+    [[rule]]
     match = "^emulator fault close"
     fault = "close-1011"                 # see FAULT_NAMES; `seconds` for delay / slow / go-away
     say = "Closing the connection now."  # reply streamed before (or around) the fault
@@ -27,9 +34,16 @@ A rules file is TOML::
 
 First match wins. Templates may use {text} (what the user said), {previous} (what they
 said the turn before), {first} (the earliest of their words still in the model's context
-window), {turn} (1-based user turn number), {model}, and after a call {result} (the tool
+window), {turn} (1-based user turn number), {model}, {voice} and {language} (what the
+setup asked for, or the model's default), {thinking} (the thinking setting, or "none"),
+{match.NAME} (a named group of the rule's `match`), and after a call {result} (the tool
 response rendered readably) or {result.field}. Alternatives such as {result.time|result}
 use the first one present. Write {{ and }} for literal braces.
+
+`say` may be a list: each item is one model turn. Models that report interactionStatus
+(Gemini 3.8) send them as separate turns, IN_PROGRESS until the last (IDLE); other
+models say them as one turn. `while` is what the model says while a call it does not
+wait for (NON_BLOCKING: the 3.8 default) runs; without it the model waits quietly.
 """
 
 from __future__ import annotations
@@ -47,9 +61,20 @@ from adkvoice.errors import ConfigError
 FaultName = Literal["close-1011", "drop", "delay", "slow", "malformed", "go-away"]
 FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 DEFAULT_FALLBACK = "You said: {text}"
-TEMPLATE_ROOTS = ("text", "previous", "first", "turn", "model", "result")
+TEMPLATE_ROOTS = (
+    "text",
+    "previous",
+    "first",
+    "turn",
+    "model",
+    "voice",
+    "language",
+    "thinking",
+    "match",
+    "result",
+)
 TIMED_FAULTS = ("delay", "slow", "go-away")  # the faults that take `seconds`
-_RULE_KEYS = {"match", "say", "call", "args", "fault", "seconds", "send_handle"}
+_RULE_KEYS = {"match", "say", "call", "args", "while", "fault", "seconds", "send_handle"}
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
 # {name}, {result.a.b}, or alternatives {result.time|result}: the first one present wins.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + _NAME + r"(?:\|" + _NAME + r")*)\}|[{}]")
@@ -58,12 +83,19 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + _NAME + r"(?:\|" + _NAME + r")*)\}|
 @dataclass(frozen=True)
 class Rule:
     match: re.Pattern[str]
-    say: str | None = None
+    say: str | None = None  # the reply, or its first model turn
     call: str | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
     fault: FaultName | None = None
     seconds: float | None = None
     send_handle: bool = False  # go-away only: send a fresh resumption handle first
+    more: tuple[str, ...] = ()  # further model turns of the reply (`say` as a list)
+    filler: str | None = None  # `while`: said while a background call runs
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """The reply's model turns, in order (empty when the rule says nothing)."""
+        return (self.say, *self.more) if self.say is not None else self.more
 
 
 @dataclass(frozen=True)
@@ -79,6 +111,14 @@ class Rules:
         return Rule(match=re.compile(""), say=self.fallback)
 
 
+def match_groups(rule: Rule, text: str) -> dict[str, str]:
+    """The named groups `rule.match` found in `text`, for {match.NAME}."""
+    found = rule.match.search(text)
+    if found is None:
+        return {}
+    return {name: value.strip() for name, value in found.groupdict().items() if value}
+
+
 @dataclass(frozen=True)
 class TemplateContext:
     text: str = ""
@@ -86,6 +126,10 @@ class TemplateContext:
     first: str = ""
     turn: int = 1
     model: str = ""
+    voice: str = ""
+    language: str = ""
+    thinking: str = ""
+    groups: Mapping[str, str] = field(default_factory=dict)  # named groups of the match
     result: Any = None
     has_result: bool = False
 
@@ -132,13 +176,19 @@ def render(template: str, ctx: TemplateContext) -> str:
         alternatives = names.split("|")
         for index, name in enumerate(alternatives):
             root, *path = name.split(".")
+            last = index == len(alternatives) - 1
             if root == "result":
                 if not ctx.has_result:
                     return "(no result)"
                 value = _lookup(ctx.result, path) if path else ctx.result
-                if value is None and index < len(alternatives) - 1:
+                if value is None and not last:
                     continue  # this field is absent: try the next alternative
                 return render_value(value)
+            if root == "match":
+                group = ctx.groups.get(path[0]) if len(path) == 1 else None
+                if not group and not last:
+                    continue
+                return group or ""
             if path:
                 return token
             values = {
@@ -147,6 +197,9 @@ def render(template: str, ctx: TemplateContext) -> str:
                 "first": ctx.first,
                 "turn": str(ctx.turn),
                 "model": ctx.model,
+                "voice": ctx.voice,
+                "language": ctx.language,
+                "thinking": ctx.thinking,
             }
             return values.get(root, token)
         return token
@@ -154,7 +207,11 @@ def render(template: str, ctx: TemplateContext) -> str:
     return _PLACEHOLDER.sub(substitute, template)
 
 
-def check_template(template: str, *, allow_result: bool, where: str) -> None:
+def check_template(
+    template: str, *, allow_result: bool, where: str, groups: Mapping[str, int] | None = None
+) -> None:
+    """Raise `ConfigError` for a placeholder that could never be filled. `groups`: the
+    named groups of the rule's `match` (None: no pattern, so no {match.…})."""
     for match in _PLACEHOLDER.finditer(template):
         token = match.group(0)
         if token in ("{{", "}}"):
@@ -164,10 +221,17 @@ def check_template(template: str, *, allow_result: bool, where: str) -> None:
             raise ConfigError(f"{where}: stray {token!r}; write {token * 2} for a literal brace")
         for name in names.split("|"):
             root, *path = name.split(".")
-            if root not in TEMPLATE_ROOTS or (path and root != "result"):
+            if root not in TEMPLATE_ROOTS or (path and root not in ("result", "match")):
                 raise ConfigError(
                     f"{where}: unknown placeholder {{{name}}}; use one of "
-                    + ", ".join(f"{{{r}}}" for r in TEMPLATE_ROOTS)
+                    + ", ".join(f"{{{r}}}" for r in TEMPLATE_ROOTS if r != "match")
+                    + " or {match.NAME}"
+                )
+            if root == "match" and (len(path) != 1 or path[0] not in (groups or {})):
+                known = ", ".join(f"{{match.{g}}}" for g in groups or {}) or "none"
+                raise ConfigError(
+                    f"{where}: {{{name}}} needs a named group (?P<NAME>…) in 'match'; "
+                    f"this rule has {known}"
                 )
             if root == "result" and not allow_result:
                 raise ConfigError(
@@ -197,8 +261,19 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         raw.get("seconds"),
     )
     args = raw.get("args", {})
+    more: tuple[str, ...] = ()
+    if isinstance(say, list):
+        if not say or not all(isinstance(item, str) for item in say):
+            raise ConfigError(f"{where}: 'say' must be a string or a list of strings")
+        say, *rest = say
+        more = tuple(rest)
     if say is not None and not isinstance(say, str):
-        raise ConfigError(f"{where}: 'say' must be a string")
+        raise ConfigError(f"{where}: 'say' must be a string or a list of strings")
+    filler = raw.get("while")
+    if filler is not None and not isinstance(filler, str):
+        raise ConfigError(f"{where}: 'while' must be a string")
+    if filler is not None and call is None:
+        raise ConfigError(f"{where}: 'while' is said while a tool runs: it needs 'call'")
     if call is not None and (not isinstance(call, str) or not call):
         raise ConfigError(f"{where}: 'call' must be a function name")
     if not isinstance(args, Mapping):
@@ -224,11 +299,15 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         raise ConfigError(f"{where}: 'send_handle' only applies to fault = \"go-away\"")
     if say is None and call is None and fault is None:
         raise ConfigError(f"{where}: needs 'say', 'call' or 'fault'")
-    if say is not None:
-        check_template(say, allow_result=call is not None, where=f"{where}.say")
+    groups = compiled.groupindex
+    for i, segment in enumerate((say, *more) if say is not None else ()):
+        label = f"{where}.say" if not more else f"{where}.say[{i}]"
+        check_template(segment, allow_result=call is not None, where=label, groups=groups)
+    if filler is not None:
+        check_template(filler, allow_result=False, where=f"{where}.while", groups=groups)
     for key, value in args.items():
         if isinstance(value, str):
-            check_template(value, allow_result=False, where=f"{where}.args.{key}")
+            check_template(value, allow_result=False, where=f"{where}.args.{key}", groups=groups)
     return Rule(
         match=compiled,
         say=say,
@@ -237,6 +316,8 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         fault=fault,
         seconds=None if seconds is None else float(seconds),
         send_handle=send_handle,
+        more=more,
+        filler=filler or None,
     )
 
 

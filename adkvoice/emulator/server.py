@@ -3,6 +3,8 @@
 Close codes follow Gemini: 1007 for a request it cannot accept ("Request contains an
 invalid argument."), 1008 for a model it does not serve (or a path it does not serve),
 1011 for internal errors. Close reasons are capped at the 123 bytes WebSocket allows.
+A setup the played model refuses (a TEXT setup to an audio-only model, an option the
+family does not take) is closed as models.py describes.
 
 A setup whose `sessionResumption.handle` is unknown, superseded or expired (handles.py) is
 closed with 1007 right after the setup, before any setupComplete. Gemini does not
@@ -23,13 +25,14 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from adkvoice.errors import ProtocolError
+from adkvoice.live_models import is_live_model, rejection_reason
 
 from . import client_messages as p
 from . import frames
 from .connection import ConnectionOptions, LiveConnection, TransportClosed
 from .faults import FaultController
 from .handles import ContextSnapshot, IssuedHandles
-from .models import is_live_model, rejection_reason
+from .models import emulated_family, setup_refusal
 from .rules import Rules
 from .speech import Stt, Tts
 from .stats import EmulatorStats
@@ -92,6 +95,7 @@ class WebSocketTransport:
 
 async def _refuse(ws: ServerConnection, stats: EmulatorStats, code: int, reason: str) -> None:
     stats.rejected_setups += 1
+    stats.refusals.append((code, reason))
     log.info("emulator refused a connection: %s %s", code, reason)
     await ws.close(code, close_reason(reason))
 
@@ -114,6 +118,10 @@ async def _handshake(
         return None
     if not is_live_model(setup.model):
         await _refuse(ws, ctx.stats, 1008, rejection_reason(setup.model, version))
+        return None
+    refusal = setup_refusal(setup, emulated_family(setup.model))
+    if refusal is not None:
+        await _refuse(ws, ctx.stats, *refusal)
         return None
     conversation: ContextSnapshot | None = None
     if setup.resume_handle is not None:

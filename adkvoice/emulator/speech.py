@@ -15,11 +15,13 @@ import shutil
 import struct
 import threading
 import zlib
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from adkvoice.errors import EmulatorError
+from adkvoice.live_models import DEFAULT_VOICE
 
 from .client_messages import INPUT_RATE, OUTPUT_RATE
 
@@ -27,10 +29,39 @@ TtsMode = Literal["auto", "espeak", "synthetic"]
 SttMode = Literal["auto", "pocketsphinx", "placeholder"]
 
 
+@dataclass(frozen=True)
+class SpeechStyle:
+    """How the emulated model speaks: the setup's voice and language. Each voice gets its
+    own pitch and each language espeak-ng's voice for it, so tests can hear the choice."""
+
+    voice: str = DEFAULT_VOICE
+    language: str | None = None  # BCP-47, e.g. de-DE; None: English
+
+    @property
+    def pitch(self) -> int:
+        """0-99 (espeak-ng's -p), stable per voice name."""
+        return 20 + zlib.crc32(self.voice.lower().encode()) % 60
+
+    @property
+    def tone_hz(self) -> float:
+        """The base pitch of the synthetic voice (when espeak-ng is missing)."""
+        return 120.0 + 2 * self.pitch
+
+    @property
+    def espeak_voice(self) -> str:
+        primary = (self.language or "en-US").split("-")[0].lower()
+        return "en-us" if primary == "en" or primary not in ESPEAK_LANGUAGES else primary
+
+
+# Languages of the Live API's list that espeak-ng speaks (its voice is the primary subtag).
+_ESPEAK_LANGUAGE_LIST = "ar bn de es fr hi id it ja ko mr nl pl pt ro ru ta te th tr uk vi"
+ESPEAK_LANGUAGES = frozenset(_ESPEAK_LANGUAGE_LIST.split())
+
+
 class Tts(Protocol):
     name: str
 
-    async def synthesize(self, text: str) -> bytes:
+    async def synthesize(self, text: str, style: SpeechStyle = SpeechStyle()) -> bytes:
         """Return 24 kHz s16le mono PCM speaking `text`."""
         ...
 
@@ -99,12 +130,16 @@ def parse_wav(data: bytes) -> tuple[bytes, int]:
 class EspeakTts:
     name = "espeak"
 
-    def __init__(self, executable: str = "espeak-ng", voice: str = "en-us", wpm: int = 175) -> None:
-        self._argv = [executable, "--stdout", "--stdin", "-v", voice, "-s", str(wpm)]
+    def __init__(self, executable: str = "espeak-ng", wpm: int = 175) -> None:
+        self._argv = [executable, "--stdout", "--stdin", "-s", str(wpm)]
 
-    async def synthesize(self, text: str) -> bytes:
+    async def synthesize(self, text: str, style: SpeechStyle = SpeechStyle()) -> bytes:
         proc = await asyncio.create_subprocess_exec(
             *self._argv,
+            "-v",
+            style.espeak_voice,
+            "-p",
+            str(style.pitch),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -132,12 +167,14 @@ class SyntheticTts:
     def __init__(self, level_dbfs: float = -14.0) -> None:
         self._amplitude = 32767.0 * 10 ** (level_dbfs / 20.0)
 
-    async def synthesize(self, text: str) -> bytes:
-        return synthesize_tones(text, self._amplitude)
+    async def synthesize(self, text: str, style: SpeechStyle = SpeechStyle()) -> bytes:
+        return synthesize_tones(text, self._amplitude, base_hz=style.tone_hz)
 
 
-def synthesize_tones(text: str, amplitude: float = 6500.0, rate: int = OUTPUT_RATE) -> bytes:
-    """Deterministic tone bursts (pure; no I/O)."""
+def synthesize_tones(
+    text: str, amplitude: float = 6500.0, rate: int = OUTPUT_RATE, base_hz: float = 170.0
+) -> bytes:
+    """Deterministic tone bursts (pure; no I/O); `base_hz` sets the voice's pitch."""
     pieces: list[np.ndarray] = []
     gap = np.zeros(int(0.07 * rate))
     pause = np.zeros(int(0.18 * rate))
@@ -145,7 +182,7 @@ def synthesize_tones(text: str, amplitude: float = 6500.0, rate: int = OUTPUT_RA
         duration = min(0.12 + 0.03 * len(word), 0.45)
         t = np.arange(int(duration * rate)) / rate
         # Pitch from the word's checksum so the same reply always sounds the same.
-        pitch = 170.0 + (zlib.crc32(word.lower().encode()) % 140)
+        pitch = base_hz + (zlib.crc32(word.lower().encode()) % 140)
         tone = np.sin(2 * np.pi * pitch * t) + 0.35 * np.sin(2 * np.pi * 2 * pitch * t)
         fade = np.minimum(1.0, np.minimum(t, duration - t) / 0.015)
         pieces.append(amplitude / 1.35 * tone * fade)

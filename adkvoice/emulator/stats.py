@@ -42,7 +42,8 @@ class EmulatorStats:
     connections: int = 0  # WebSocket connections accepted (any path)
     active_connections: int = 0
     setups: int = 0  # setup messages accepted (setupComplete sent)
-    rejected_setups: int = 0  # unknown model, unknown handle, bad first frame
+    rejected_setups: int = 0  # unknown model, unknown handle, bad first frame, refused option
+    refusals: list[tuple[int, str]] = field(default_factory=list)  # (close code, reason) each
     rejected_handles: int = 0  # setups refused for an unknown or expired resumption handle
     resumed_sessions: int = 0  # setups that restored a conversation by handle
     turns_answered: int = 0  # model turns that reached turnComplete
@@ -51,6 +52,9 @@ class EmulatorStats:
     tool_responses_received: int = 0  # function responses matched to a pending call
     unmatched_tool_responses: int = 0  # responses with an unknown or already-answered id
     tool_call_cancellations: int = 0
+    background_calls: int = 0  # calls the model did not wait for (NON_BLOCKING)
+    schedulings: Counter[str] = field(default_factory=Counter)  # of background results received
+    interaction_statuses: list[str] = field(default_factory=list)  # sent with each turnComplete
     go_aways_sent: int = 0
     handles_issued: int = 0
     utterances: int = 0  # speech segments ended by VAD, activityEnd or audioStreamEnd

@@ -18,6 +18,11 @@ import numpy as np
 DEFAULT_THRESHOLD_DBFS = -40.0
 DEFAULT_START_MS = 100
 DEFAULT_SILENCE_MS = 500
+# startOfSpeechSensitivity LOW needs a louder voice to count as speech; HIGH (Gemini's
+# default) is the default threshold. endOfSpeechSensitivity LOW waits longer before it
+# ends a turn; HIGH (the default) ends it after the default silence.
+LOW_START_THRESHOLD_DBFS = -32.0
+LOW_END_SILENCE_MS = 900
 PRE_ROLL_MS = 200
 FRAME_MS = 20
 _SILENCE_FLOOR_DBFS = -120.0
@@ -36,6 +41,24 @@ class SpeechEnded:
 
 
 VadEvent = SpeechStarted | SpeechEnded
+
+
+def detector_for(
+    *,
+    prefix_padding_ms: int | None,
+    silence_duration_ms: int | None,
+    start_sensitivity: str | None,
+    end_sensitivity: str | None,
+) -> SpeechDetector:
+    """A detector with the setup's automaticActivityDetection settings (explicit
+    milliseconds win over a sensitivity)."""
+    silence = LOW_END_SILENCE_MS if end_sensitivity == "LOW" else DEFAULT_SILENCE_MS
+    threshold = LOW_START_THRESHOLD_DBFS if start_sensitivity == "LOW" else DEFAULT_THRESHOLD_DBFS
+    return SpeechDetector(
+        threshold_dbfs=threshold,
+        start_ms=prefix_padding_ms or DEFAULT_START_MS,
+        silence_ms=silence_duration_ms or silence,
+    )
 
 
 def frame_dbfs(samples: np.ndarray) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adkvoice.errors import ConfigError
+from adkvoice.live_options import LiveOptions
 
 if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
@@ -58,6 +59,8 @@ class ServeOptions:
     handles_dir: Path | None = None
     store_label: str = ""  # part of a handle's key: handles belong to one store
     context_compression: int | None = 0  # None = off, 0 = the model's defaults, N = tokens
+    # Each WebSocket session's options; its query parameters override them.
+    live: LiveOptions = field(default_factory=LiveOptions)
     # Which of several servers behind a load balancer this is (shown in /healthz, /readyz
     # and logs); None = not named.
     instance: str | None = field(default_factory=instance_from_env)

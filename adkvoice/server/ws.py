@@ -12,7 +12,9 @@ connection only:
 - audio faster than real time plus a burst: the excess is dropped, error frame
   `audio_rate_exceeded` at most once a second;
 - anything after `{"type": "end"}`: error frame `after_end`;
-- bad token, Origin, session id or is_audio: close 1008 with the reason;
+- bad token, Origin, session id or is_audio, or a session option (`voice`, `language`,
+  `vad_silence_ms`, `vad_sensitivity`, `barge_in`, `proactive`, `affective`, `thinking`)
+  that is malformed or that the agent's model rejects: close 1008 with the reason;
 - too many sessions: close 1013; server shutting down: close 1001 after the turn;
 - the agent fails (model connection lost): error frame (extension) and close 1011;
   reconnecting with the same id continues the conversation.
@@ -36,13 +38,20 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adkvoice.backends.base import Backend
 from adkvoice.backends.factory import embedded_backend
 from adkvoice.conversation.core import Conversation
-from adkvoice.errors import AdkVoiceError, BackendError, ConnectionLostError, ModelRejectedError
+from adkvoice.errors import (
+    AdkVoiceError,
+    BackendError,
+    ConfigError,
+    ConnectionLostError,
+    ModelRejectedError,
+)
 from adkvoice.events import (
     ErrorEvent,
     Event,
     Notice,
     UserText,
 )
+from adkvoice.live_options import LiveOptions, from_query
 from adkvoice.server.hub import Hub
 from adkvoice.server.limits import ErrorTally, TokenBucket
 from adkvoice.server.security import origin_ok, token_ok
@@ -139,6 +148,11 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
     if is_audio not in _TRUE | _FALSE:
         await _refuse(ws, 1008, "is_audio must be true or false", subprotocol)
         return
+    try:
+        live = from_query(query, options.live)
+    except ConfigError as exc:
+        await _refuse(ws, 1008, str(exc), subprotocol)
+        return
     if hub.draining:
         await _refuse(ws, 1001, "the server is shutting down; try again shortly", subprotocol)
         return
@@ -147,7 +161,7 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
         await _refuse(ws, 1013, "too many sessions on this server; try again later", subprotocol)
         return
     await ws.accept(subprotocol=subprotocol)
-    session = WsSession(ws, hub, session_id, audio=is_audio in _TRUE, extended=extended)
+    session = WsSession(ws, hub, session_id, audio=is_audio in _TRUE, extended=extended, live=live)
     await session.run()
 
 
@@ -155,9 +169,17 @@ class WsSession:
     """One client connection bridged to one embedded backend."""
 
     def __init__(
-        self, ws: WebSocket, hub: Hub, session_id: str, *, audio: bool, extended: bool
+        self,
+        ws: WebSocket,
+        hub: Hub,
+        session_id: str,
+        *,
+        audio: bool,
+        extended: bool,
+        live: LiveOptions | None = None,
     ) -> None:
         self.ws = ws
+        self.live = live or LiveOptions()
         self.hub = hub
         self.session_id = session_id
         self.audio = audio
@@ -226,9 +248,15 @@ class WsSession:
             session_id=self.session_id,
             endpoint_label=opts.endpoint_label,
             context_compression=opts.context_compression,
+            live=self.live,
         )
         try:
             await backend.start()
+        except ConfigError as exc:
+            # A session option the agent's model rejects: the client's to fix.
+            log.info("session %s: refused: %s", self.session_id, exc)
+            await self._close(1008, str(exc))
+            return
         except AdkVoiceError as exc:
             log.error("session %s: the agent could not start: %s", self.session_id, exc)
             await self._close(1011, "the agent could not start")

@@ -12,6 +12,12 @@
 import { arrayBufferToBase64, base64ToArrayBuffer, startPlayer, startRecorder } from "./audio.js";
 
 const SUBPROTOCOL = "adkvoice.v1";
+// When the model speaks a background call's result (tool_result.scheduling).
+const SCHEDULING_WORDS = {
+  WHEN_IDLE: "spoken when the agent is free",
+  INTERRUPT: "spoken at once",
+  SILENT: "not spoken: the agent keeps it in mind",
+};
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 15000;
 // Close codes after which reconnecting cannot help: the user must change something.
@@ -42,7 +48,8 @@ const state = {
   player: null,
   recorder: null,
   bubbles: { agentText: null, agentSpeech: null, userSpeech: null },
-  tools: new Map(),
+  tools: new Map(), // call id → its bubble, so a result spoken later updates its own call
+  working: null, // the "still working" bubble while a model says more of its answer follows
   seedsOnly: false,
   switching: false, // a reconnect we started on purpose (mode switch): no "continuing" notice
 };
@@ -245,7 +252,24 @@ function playerState(message) {
   if (message && typeof message.underruns === "number") stats.underruns = message.underruns;
 }
 
+function setWorking(on) {
+  // A model that answers in several turns (Gemini 3.8) said more of this answer follows.
+  if (on && !state.working) {
+    state.working = addBubble("notice", "still working…", ["working"]);
+  } else if (!on && state.working) {
+    state.working.remove();
+    state.working = null;
+  }
+}
+
+function seconds(value) {
+  return typeof value === "number" ? ` · ${value < 1 ? Math.round(value * 1000) + " ms" : value.toFixed(2) + " s"}` : "";
+}
+
 function handle(message) {
+  if (message.type === "agent_text" || message.type === "transcript" || message.mime_type) {
+    if (message.type !== "transcript" || message.speaker === "agent") setWorking(false);
+  }
   // The seeds' frames (a server without the extension).
   if (message.mime_type === "audio/pcm") return playAudio(base64ToArrayBuffer(message.data));
   if (message.mime_type === "text/plain") {
@@ -275,17 +299,24 @@ function handle(message) {
       else if (message.text) appendTo(key, kind, message.text, ["spoken"]);
       break;
     }
-    case "tool_call":
-      state.tools.set(message.id, addBubble("tool", `⚙ ${message.name}(${JSON.stringify(message.args)})`));
+    case "tool_call": {
+      const background = message.background === true;
+      const text = `⚙ ${message.name}(${JSON.stringify(message.args)})` + (background ? " · running in background" : "");
+      state.tools.set(message.id, addBubble("tool", text, background ? ["background"] : []));
       break;
+    }
     case "tool_result": {
       const el = state.tools.get(message.id) || addBubble("tool", `⚙ ${message.name}`);
-      el.textContent += " → " + JSON.stringify(message.response);
+      el.textContent = el.textContent.replace(" · running in background", "");
+      el.textContent += " → " + JSON.stringify(message.response) + seconds(message.duration_s);
+      if (message.scheduling) el.textContent += " · " + (SCHEDULING_WORDS[message.scheduling] || message.scheduling);
+      el.classList.add("done");
       state.tools.delete(message.id);
       break;
     }
     case "turn_complete":
       turnComplete();
+      setWorking(message.interaction_status === "in_progress");
       break;
     case "interrupted":
       interrupted();
@@ -313,6 +344,7 @@ function interrupted() {
   // Stale agent audio must stop the moment the user cuts in.
   if (state.player) state.player.flush();
   endTurn(true);
+  setWorking(false);
 }
 
 // --------------------------------------------------------------------- user input

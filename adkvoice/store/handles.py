@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from adkvoice.config import uses_vertex
+
 log = logging.getLogger(__name__)
 
 # Gemini keeps a handle for 2 hours; stop offering it a little before.
@@ -35,7 +37,7 @@ def live_endpoint_identity() -> str:
     """Which Live API endpoint google-genai will reach: a resumption handle is only valid
     there (each in-process emulator has its own port, so its handles never match)."""
     env = os.environ
-    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true"):
+    if uses_vertex(env):
         return (
             f"vertex:{env.get('GOOGLE_CLOUD_PROJECT', '')}:{env.get('GOOGLE_CLOUD_LOCATION', '')}"
         )

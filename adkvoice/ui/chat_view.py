@@ -165,6 +165,11 @@ class RichChatView:
             self._tokens = event.total_tokens
         elif isinstance(event, TurnComplete):
             self._end_line()
+            if event.interaction == "in_progress" and self._console.is_terminal:
+                # More of the answer follows (a background tool, another segment).
+                self._stop_spinner()
+                self._status = self._console.status("still working…", spinner="dots")
+                self._status.start()
         elif isinstance(event, AnswerComplete):
             self._answer_complete(event)
         elif isinstance(event, Notice):

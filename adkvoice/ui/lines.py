@@ -49,13 +49,36 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+# What the model does with a background call's result.
+SCHEDULING_WORDS: dict[str, str] = {
+    "WHEN_IDLE": "spoken when the agent is free",
+    "INTERRUPT": "spoken at once",
+    "SILENT": "not spoken: the agent keeps it in mind",
+}
+
+
 def tool_call_line(event: ToolCall) -> Text:
-    return Text.assemble(("⚙ ", "magenta"), (format_call(event.name, event.args), "magenta"))
+    line = Text.assemble(("⚙ ", "magenta"), (format_call(event.name, event.args), "magenta"))
+    if event.background:
+        line.append(" · running in background", "dim")
+    return line
 
 
 def tool_result_line(event: ToolResult) -> Text:
+    """A result; a background call's result names its call, since other lines (what the
+    agent said meanwhile) may stand between them."""
     took = "" if event.duration_s is None else f" · {format_duration(event.duration_s)}"
-    return Text.assemble(("  ↳ ", "magenta"), (format_value(event.response), "dim"), (took, "dim"))
+    if event.scheduling is None:
+        return Text.assemble(
+            ("  ↳ ", "magenta"), (format_value(event.response), "dim"), (took, "dim")
+        )
+    return Text.assemble(
+        ("  ↳ ", "magenta"),
+        (f"{event.name} → ", "magenta"),
+        (format_value(event.response), "dim"),
+        (took, "dim"),
+        (f" · {SCHEDULING_WORDS.get(event.scheduling, event.scheduling)}", "dim"),
+    )
 
 
 def notice_line(event: Notice) -> Text:

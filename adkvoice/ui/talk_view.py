@@ -30,7 +30,7 @@ from adkvoice.ui.lines import (
     tool_result_line,
 )
 
-Mode = Literal["listening", "thinking", "speaking", "muted", "reconnecting"]
+Mode = Literal["listening", "thinking", "working", "speaking", "muted", "reconnecting"]
 
 _METER_WIDTH = 20
 _METER_FLOOR_DB = -60.0
@@ -43,6 +43,9 @@ class TalkState:
     push_to_talk: bool = False
     holding_talk_key: bool = False
     mic_level_db: float = _METER_FLOOR_DB
+    # The model said more of its answer follows (interactionStatus IN_PROGRESS: a
+    # background tool runs, or another segment comes) and has not said it is done.
+    working: bool = False
     user_partial: str = ""
     agent_partial: str = ""
     # Finished lines the view has yet to print, oldest first.
@@ -54,6 +57,13 @@ class TalkState:
     def take_lines(self) -> list[Text]:
         lines, self.pending_lines = self.pending_lines, []
         return lines
+
+
+def _idle_mode(state: TalkState) -> Mode:
+    """What the status shows when nobody is speaking."""
+    if state.muted:
+        return "muted"
+    return "working" if state.working else "listening"
 
 
 def _agent_line(text: str) -> Text:
@@ -97,21 +107,27 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
     elif isinstance(event, ev.Interrupted) and event.source == "user":
         # The speaker stopped at once; the model's own interruption follows.
         state.emit(Text(f"! {USER_CUT_IN}", "cyan"))
-        state.mode = "muted" if state.muted else "listening"
+        state.working = False
+        state.mode = _idle_mode(state)
     elif isinstance(event, ev.Interrupted):
         if state.agent_partial.strip():
             state.emit(_agent_line(state.agent_partial.strip() + " —"))
         state.agent_partial = ""
         state.emit(INTERRUPTED)
-        state.mode = "muted" if state.muted else "listening"
+        state.mode = _idle_mode(state)
     elif isinstance(event, ev.UserText):
         state.emit(speaker_line(USER_TYPED, event.text))
     elif isinstance(event, ev.TurnComplete):
         if state.agent_partial.strip():
             state.emit(_agent_line(state.agent_partial.strip()))
         state.agent_partial = ""
+        state.working = event.interaction == "in_progress"
         if state.mode != "speaking":
-            state.mode = "muted" if state.muted else "listening"
+            state.mode = _idle_mode(state)
+    elif isinstance(event, ev.AnswerComplete):
+        state.working = False
+        if state.mode not in ("speaking", "reconnecting"):
+            state.mode = _idle_mode(state)
     elif isinstance(event, ev.Notice):
         state.emit(notice_line(event))
     elif isinstance(event, ev.ErrorEvent):
@@ -121,7 +137,7 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
 def playback_finished(state: TalkState) -> None:
     """The speaker has played the last of the agent's audio."""
     if state.mode == "speaking":
-        state.mode = "muted" if state.muted else "listening"
+        state.mode = _idle_mode(state)
 
 
 def latency_line(backend_s: float, local_s: float) -> Text:
@@ -144,6 +160,7 @@ def meter(level_db: float, width: int = _METER_WIDTH) -> Text:
 _MODE_STYLE: dict[Mode, tuple[str, str]] = {
     "listening": ("● listening", "bold green"),
     "thinking": ("◌ thinking", "bold yellow"),
+    "working": ("◌ still working", "bold yellow"),
     "speaking": ("🔊 speaking", "bold magenta"),
     "muted": ("✕ muted", "bold red"),
     "reconnecting": ("↻ reconnecting", "bold yellow"),

@@ -1,14 +1,19 @@
 """Pure mapping from ADK `Event`s to adkvoice events.
 
 Kept apart from the backend's I/O so it can be tested with real ADK `Event` objects and
-no connection. The mapper is stateful only to time tool calls (call → response).
+no connection. The mapper is stateful only to tie tool results to their calls (duration,
+and whether the call ran in the background).
+
+`speech_as_text`: the user asked for text replies from a model that only speaks (every
+Gemini Live model since native audio): the speech's transcript becomes the agent's text
+and the audio is dropped, so every view shows a text reply.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.adk.events.event import Event as AdkEvent
@@ -18,6 +23,7 @@ from adkvoice.events import (
     AgentText,
     ErrorEvent,
     Event,
+    InteractionStatus,
     Interrupted,
     Notice,
     ResumptionHandle,
@@ -28,6 +34,7 @@ from adkvoice.events import (
     Usage,
     UserText,
 )
+from adkvoice.live_models import DEFAULT_SCHEDULING, SCHEDULINGS, Scheduling
 
 _RATE = re.compile(r"rate=(\d+)")
 
@@ -46,11 +53,44 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return {"result": value}
 
 
-class AdkEventMapper:
-    """Maps one ADK event to zero or more adkvoice events, in display order."""
+_STATUSES: dict[str, InteractionStatus] = {
+    "IN_PROGRESS": "in_progress",
+    "IDLE": "idle",
+    "REQUIRES_ACTION": "idle",  # google-genai: "Deprecated: Use IDLE instead."
+}
+_SCHEDULINGS: dict[str, Scheduling] = {name: name for name in SCHEDULINGS}
 
-    def __init__(self) -> None:
-        self._tool_started: dict[str, float] = {}
+
+def _enum_name(value: Any) -> str:
+    """An ADK/genai enum (or its string) as its name: IN_PROGRESS, WHEN_IDLE, ..."""
+    return str(getattr(value, "value", value) or "").upper()
+
+
+def interaction_of(status: Any) -> InteractionStatus | None:
+    """What `interaction_status` says; None when the model does not report it."""
+    return _STATUSES.get(_enum_name(status))
+
+
+def _never(_name: str) -> bool:
+    return False
+
+
+class AdkEventMapper:
+    """Maps one ADK event to zero or more adkvoice events, in display order.
+
+    `runs_in_background(name)`: the model does not wait for this tool's result (see
+    `backends.embedded`); its calls are marked background and their results scheduled.
+    """
+
+    def __init__(
+        self,
+        *,
+        speech_as_text: bool = False,
+        runs_in_background: Callable[[str], bool] = _never,
+    ) -> None:
+        self.speech_as_text = speech_as_text
+        self._runs_in_background = runs_in_background
+        self._tool_started: dict[str, tuple[float, bool]] = {}  # id -> (time, background)
 
     def map(self, event: AdkEvent) -> list[Event]:
         out: list[Event] = []
@@ -70,13 +110,12 @@ class AdkEventMapper:
         if event.output_transcription and (
             event.output_transcription.text or event.output_transcription.finished
         ):
-            out.append(
-                Transcript(
-                    speaker="agent",
-                    text=event.output_transcription.text or "",
-                    finished=bool(event.output_transcription.finished),
-                )
-            )
+            text = event.output_transcription.text or ""
+            finished = bool(event.output_transcription.finished)
+            if self.speech_as_text:
+                out.append(AgentText(text=text, partial=not finished))
+            else:
+                out.append(Transcript(speaker="agent", text=text, finished=finished))
         if event.content and event.content.parts:
             out.extend(self._map_parts(event))
         if event.usage_metadata:
@@ -98,7 +137,7 @@ class AdkEventMapper:
         if event.interrupted:
             out.append(Interrupted())
         if event.turn_complete:
-            out.append(TurnComplete())
+            out.append(TurnComplete(interaction=interaction_of(event.interaction_status)))
         return out
 
     def _map_parts(self, event: AdkEvent) -> list[Event]:
@@ -114,29 +153,39 @@ class AdkEventMapper:
                 out.append(AgentText(text=part.text, partial=bool(event.partial)))
             elif part.inline_data and part.inline_data.data:
                 mime = part.inline_data.mime_type or ""
-                if mime.startswith("audio/"):
+                if mime.startswith("audio/") and not self.speech_as_text:
                     out.append(AgentAudio(pcm=part.inline_data.data, sample_rate=audio_rate(mime)))
             elif part.function_call:
                 call = part.function_call
                 call_id = call.id or call.name or ""
-                self._tool_started[call_id] = time.monotonic()
+                background = self._runs_in_background(call.name or "")
+                self._tool_started[call_id] = (time.monotonic(), background)
                 out.append(
-                    ToolCall(call_id=call_id, name=call.name or "", args=dict(call.args or {}))
-                )
-            elif part.function_response:
-                response = part.function_response
-                call_id = response.id or response.name or ""
-                started = self._tool_started.pop(call_id, None)
-                duration = None if started is None else time.monotonic() - started
-                out.append(
-                    ToolResult(
+                    ToolCall(
                         call_id=call_id,
-                        name=response.name or "",
-                        response=_as_dict(response.response),
-                        duration_s=duration,
+                        name=call.name or "",
+                        args=dict(call.args or {}),
+                        background=background,
                     )
                 )
+            elif part.function_response:
+                out.append(self._tool_result(part.function_response))
         return out
+
+    def _tool_result(self, response: Any) -> ToolResult:
+        call_id = response.id or response.name or ""
+        started = self._tool_started.pop(call_id, None)
+        duration = None if started is None else time.monotonic() - started[0]
+        scheduling = _SCHEDULINGS.get(_enum_name(response.scheduling))
+        if scheduling is None and started is not None and started[1]:
+            scheduling = DEFAULT_SCHEDULING
+        return ToolResult(
+            call_id=call_id,
+            name=response.name or "",
+            response=_as_dict(response.response),
+            duration_s=duration,
+            scheduling=scheduling,
+        )
 
 
 def stored_events(history: Iterable[AdkEvent]) -> list[Event]:

@@ -33,9 +33,15 @@ then::
                                                              with the whole segment
     {"type": "transcript", "speaker": "user" | "agent", "text": "...", "finished": false}
     {"type": "tool_call", "id": "...", "name": "...", "args": {...}}
+    {"type": "tool_call", ..., "background": true}   the model goes on talking meanwhile
     {"type": "tool_result", "id": "...", "name": "...", "response": {...},
      "duration_s": 0.01}
+    {"type": "tool_result", ..., "scheduling": "WHEN_IDLE" | "INTERRUPT" | "SILENT"}
+                                 a background call's result: when the model speaks it
     {"type": "turn_complete"}
+    {"type": "turn_complete", "interaction_status": "in_progress" | "idle"}
+                                 from models that answer in several turns (Gemini 3.8):
+                                 more turns follow, or the answer is complete
     {"type": "interrupted"}      drop any agent audio still queued
     {"type": "usage", "prompt_tokens": 1, "response_tokens": 2, "total_tokens": 3}
     {"type": "notice", "message": "...", "level": "info" | "warning"}
@@ -69,6 +75,7 @@ from adkvoice.events import (
     event_fields,
     event_type,
 )
+from adkvoice.live_models import SCHEDULINGS
 from adkvoice.wire import seeds
 from adkvoice.wire.base import (
     OUTPUT_RATE,
@@ -234,12 +241,27 @@ def _decode_tool_result(obj: Mapping[str, Any]) -> ToolResult:
         isinstance(duration, bool) or not isinstance(duration, int | float)
     ):
         raise FrameError("invalid_message", "tool_result.duration_s must be a number")
+    scheduling = obj.get("scheduling")
+    if scheduling is not None and scheduling not in SCHEDULINGS:
+        raise FrameError("invalid_message", f"tool_result.scheduling {scheduling!r} is unknown")
     return ToolResult(
         call_id=_field(obj, "id", str),
         name=_field(obj, "name", str),
         response=dict(_field(obj, "response", dict)),
         duration_s=None if duration is None else float(duration),
+        scheduling=scheduling,
     )
+
+
+def _decode_turn_complete(obj: Mapping[str, Any]) -> TurnComplete:
+    status = obj.get("interaction_status")
+    if status is None:
+        return TurnComplete()
+    if status == "in_progress":
+        return TurnComplete(interaction="in_progress")
+    if status == "idle":
+        return TurnComplete(interaction="idle")
+    raise FrameError("invalid_message", f"turn_complete.interaction_status {status!r} is unknown")
 
 
 def _decode_typed_server(obj: Mapping[str, Any]) -> ServerItem:
@@ -263,11 +285,12 @@ def _decode_typed_server(obj: Mapping[str, Any]) -> ServerItem:
             call_id=_field(obj, "id", str),
             name=_field(obj, "name", str),
             args=dict(_field(obj, "args", dict)),
+            background=obj.get("background") is True,
         )
     if kind == "tool_result":
         return _decode_tool_result(obj)
     if kind == "turn_complete":
-        return TurnComplete()
+        return _decode_turn_complete(obj)
     if kind == "interrupted":
         return Interrupted()
     if kind == "usage":

@@ -44,8 +44,10 @@ class RunLiveClientCodec:
     name = NAME
     tool_events = True
 
-    def __init__(self) -> None:
-        self._mapper = AdkEventMapper()  # times tool calls across frames
+    def __init__(self, *, speech_as_text: bool = False) -> None:
+        # Times tool calls across frames; with `speech_as_text`, the server's model speaks
+        # and its transcript is the text reply.
+        self._mapper = AdkEventMapper(speech_as_text=speech_as_text)
 
     def encode_text(self, text: str) -> Frame:
         return encode_text(text)

@@ -25,6 +25,11 @@ transcriptions (non-partial user content) were never sent. `SeedEncoder` does th
 with today's ADK events: agent transcript deltas become ``text/plain`` frames, user
 transcripts are not sent.
 
+A model that answers one prompt in several turns (Gemini 3.8, `TurnComplete` with
+interaction `in_progress`) gets one `turn_complete` for the whole answer, as every other
+model does, so a seeds client (which knows no interaction status) shows one answer and
+takes its turn at the right time; the segments' texts are joined with a space.
+
 The adkvoice.v1 extension (`adkvoice_v1`) accepts all of this too.
 """
 
@@ -116,21 +121,34 @@ class SeedEncoder:
     def __init__(self) -> None:
         self._text = SegmentText()
         self._transcript = SegmentText()
+        self._answer_text = False  # text of this answer was sent
+        self._new_segment = False  # a segment of this answer ended: space the next text
+
+    def _text_frames(self, shown: str | None) -> list[str]:
+        if not shown:
+            return []
+        if self._new_segment and self._answer_text and not shown[:1].isspace():
+            shown = " " + shown
+        self._new_segment = False
+        self._answer_text = True
+        return [text_frame(shown)]
 
     def encode(self, event: Event) -> list[str]:
         if isinstance(event, AgentAudio):
             return [audio_frame(event.pcm)]
         if isinstance(event, AgentText):
-            shown = self._text.feed(event.text, final=not event.partial)
-            return [text_frame(shown)] if shown else []
+            return self._text_frames(self._text.feed(event.text, final=not event.partial))
         if isinstance(event, Transcript):
             if event.speaker != "agent":
                 return []
-            shown = self._transcript.feed(event.text, final=event.finished)
-            return [text_frame(shown)] if shown else []
+            return self._text_frames(self._transcript.feed(event.text, final=event.finished))
         if isinstance(event, TurnComplete):
             self._text.reset()
             self._transcript.reset()
+            if event.interaction == "in_progress":
+                self._new_segment = True
+                return []
+            self._new_segment = self._answer_text = False
             return [TURN_COMPLETE]
         if isinstance(event, Interrupted):
             return [INTERRUPTED]

@@ -23,6 +23,7 @@ from adkvoice.emulator import Emulator, EmulatorOptions, parse_rules
 from adkvoice.emulator.client_messages import SlidingWindow
 from adkvoice.emulator.speech import espeak_available, pocketsphinx_available
 from adkvoice.errors import EmulatorError
+from adkvoice.live_models import TEXT_REFUSAL_REASON, family_of
 
 from .emulator_support import (
     MODEL_2X,
@@ -43,7 +44,16 @@ TIME_TOOL = types.Tool(
 GREETING = "Hello! I'm the adkvoice emulator"
 
 
-def config(modality: str = "TEXT", **kw: object) -> types.LiveConnectConfig:
+def config(
+    modality: str = "TEXT", *, model: str = MODEL_2X, **kw: object
+) -> types.LiveConnectConfig:
+    """A setup asking for `modality`. Text replies from a model that only speaks (every
+    model but the half-cascade ones refuses TEXT, as Gemini does) come as its speech's
+    transcript: AUDIO with output transcription."""
+    family = family_of(model)
+    if modality == "TEXT" and family is not None and not family.text_replies:
+        modality = "AUDIO"
+        kw.setdefault("output_audio_transcription", types.AudioTranscriptionConfig())
     return types.LiveConnectConfig(response_modalities=[types.Modality(modality)], **kw)  # type: ignore[arg-type]
 
 
@@ -63,6 +73,18 @@ async def one_turn(session: genai.live.AsyncSession) -> list[types.LiveServerMes
         return [msg async for msg in session.receive()]
 
 
+async def one_model_turn(session: genai.live.AsyncSession) -> list[types.LiveServerMessage]:
+    """Messages up to the next turnComplete, even one that says more follows (genai's own
+    `receive` goes on to the end of the interaction then)."""
+    messages: list[types.LiveServerMessage] = []
+    async with asyncio.timeout(STEP_TIMEOUT_S):
+        async for msg in session.receive():
+            messages.append(msg)
+            if msg.server_content and msg.server_content.turn_complete:
+                break
+    return messages
+
+
 async def next_message(session: genai.live.AsyncSession) -> types.LiveServerMessage:
     async with asyncio.timeout(STEP_TIMEOUT_S):
         async for msg in session.receive():
@@ -71,7 +93,16 @@ async def next_message(session: genai.live.AsyncSession) -> types.LiveServerMess
 
 
 def text_of(messages: list[types.LiveServerMessage]) -> str:
-    return "".join(m.text or "" for m in messages)
+    """The reply's words: its text parts, or the transcript of its speech."""
+    return "".join(m.text or "" for m in messages) or transcript_of(messages)
+
+
+def pieces_of(messages: list[types.LiveServerMessage]) -> list[str]:
+    return [
+        m.text or (m.server_content.output_transcription.text or "")
+        for m in messages
+        if m.text or (m.server_content and m.server_content.output_transcription)
+    ]
 
 
 def transcript_of(messages: list[types.LiveServerMessage]) -> str:
@@ -88,11 +119,12 @@ async def test_text_turn_streams_and_reports_usage(
 ) -> None:
     async with running_emulator(monkeypatch) as emu:
         client = genai.Client()
-        async with client.aio.live.connect(model=model, config=config("TEXT")) as session:
+        async with client.aio.live.connect(
+            model=model, config=config("TEXT", model=model)
+        ) as session:
             await say(session, model, "hello there")
             messages = await one_turn(session)
-    text_chunks = [m.text for m in messages if m.text]
-    assert len(text_chunks) > 3  # streamed, not one blob
+    assert len(pieces_of(messages)) > 3  # streamed, not one blob
     assert text_of(messages).startswith(GREETING)
     last = messages[-1]
     assert last.server_content
@@ -147,7 +179,9 @@ async def test_audio_in_vad_transcription_and_reply(
 ) -> None:
     async with running_emulator(monkeypatch) as emu:
         client = genai.Client()
-        cfg = config("TEXT", input_audio_transcription=types.AudioTranscriptionConfig())
+        cfg = config(
+            "TEXT", model=model, input_audio_transcription=types.AudioTranscriptionConfig()
+        )
         async with client.aio.live.connect(model=model, config=cfg) as session:
             for piece in chunks(silence_16k(0.3) + await utterance_16k() + silence_16k(0.7)):
                 blob = types.Blob(data=piece, mime_type="audio/pcm;rate=16000")
@@ -196,6 +230,7 @@ async def test_manual_activity_and_audio_stream_end(monkeypatch: pytest.MonkeyPa
         client = genai.Client()
         manual = config(
             "TEXT",
+            model=MODEL_3X,
             realtime_input_config=types.RealtimeInputConfig(
                 automatic_activity_detection=types.AutomaticActivityDetection(disabled=True)
             ),
@@ -257,7 +292,7 @@ async def test_interruption_by_new_text_and_by_voice(
 async def test_tool_call_round_trip(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
     async with running_emulator(monkeypatch) as emu:
         client = genai.Client()
-        cfg = config("TEXT", tools=[TIME_TOOL])
+        cfg = config("TEXT", model=model, tools=[TIME_TOOL])
         async with client.aio.live.connect(model=model, config=cfg) as session:
             await say(session, model, "what time is it?")
             call_msg = await next_message(session)
@@ -298,7 +333,7 @@ async def test_resumption_handle_restores_history(
 ) -> None:
     async with running_emulator(monkeypatch) as emu:
         client = genai.Client()
-        cfg = config("TEXT", session_resumption=types.SessionResumptionConfig())
+        cfg = config("TEXT", model=model, session_resumption=types.SessionResumptionConfig())
         async with client.aio.live.connect(model=model, config=cfg) as session:
             await say(session, model, "my name is Ada")
             await one_turn(session)
@@ -307,13 +342,17 @@ async def test_resumption_handle_restores_history(
             assert update.resumable
             assert update.new_handle
         resumed = config(
-            "TEXT", session_resumption=types.SessionResumptionConfig(handle=update.new_handle)
+            "TEXT",
+            model=model,
+            session_resumption=types.SessionResumptionConfig(handle=update.new_handle),
         )
         async with client.aio.live.connect(model=model, config=resumed) as session:
             await say(session, model, "what did I say?")
             assert text_of(await one_turn(session)) == "Before that you said: my name is Ada"
         assert emu.stats.resumed_sessions == 1
-        bogus = config("TEXT", session_resumption=types.SessionResumptionConfig(handle="nope"))
+        bogus = config(
+            "TEXT", model=model, session_resumption=types.SessionResumptionConfig(handle="nope")
+        )
         with pytest.raises(errors.APIError) as info:
             async with client.aio.live.connect(model=model, config=bogus):
                 pass
@@ -428,7 +467,7 @@ async def test_context_window_compression_bounds_the_prompt(
     )
     async with running_emulator(monkeypatch) as emu:
         client = genai.Client()
-        cfg = config("TEXT", context_window_compression=compression)
+        cfg = config("TEXT", model=model, context_window_compression=compression)
         prompts: list[int] = []
         async with client.aio.live.connect(model=model, config=cfg) as session:
             for i in range(20):
@@ -479,7 +518,7 @@ async def test_fault_fires_in_the_answer_after_a_tool_response(
             emu.faults.drop_mid_reply()
         else:
             emu.faults.close_mid_reply()
-        cfg = config("TEXT", tools=[TIME_TOOL])
+        cfg = config("TEXT", model=model, tools=[TIME_TOOL])
         async with client.aio.live.connect(model=model, config=cfg) as session:
             await say(session, model, "what time is it?")
             call_msg = await next_message(session)
@@ -495,7 +534,7 @@ async def test_fault_fires_in_the_answer_after_a_tool_response(
                 ]
             )
             first = await next_message(session)
-            assert first.text == "It is 10:42."  # the answer started, then the fault
+            assert first.text == "It is 10:42." or first.data  # the answer started, then the fault
             with pytest.raises(errors.APIError) as info:
                 await one_turn(session)
     assert info.value.code == code
@@ -706,3 +745,80 @@ async def test_espeak_voice(monkeypatch: pytest.MonkeyPatch) -> None:
             messages = await one_turn(session)
     pcm = b"".join(m.data or b"" for m in messages)
     assert len(pcm) / 2 / 24_000 > 1.0
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gemini-3.8-live",
+        "gemini-3.8-live-extended-thinking",
+        "gemini-3.1-flash-live-preview",
+        "gemini-2.5-flash-native-audio-latest",
+    ],
+)
+async def test_audio_only_models_refuse_a_text_setup_as_gemini_does(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    async with running_emulator(monkeypatch) as emu:
+        client = genai.Client()
+        with pytest.raises(errors.APIError) as info:
+            async with client.aio.live.connect(model=model, config=config("TEXT")):
+                pass
+    assert info.value.code == 1007
+    assert TEXT_REFUSAL_REASON in str(info.value)
+    assert emu.stats.refusals == [(1007, TEXT_REFUSAL_REASON)]
+    assert emu.stats.setups == 0
+
+
+async def test_gemini_38_answers_in_turns_with_interaction_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A background call on the wire, as genai parses it: the call, the model talking
+    meanwhile (IN_PROGRESS), then the result spoken (IDLE)."""
+    rules = parse_rules(
+        """
+[[rule]]
+match = "search"
+call = "search_files"
+while = "Let me look."
+say = ["Found it.", "In {result.where}."]
+"""
+    )
+    search = types.Tool(
+        function_declarations=[types.FunctionDeclaration(name="search_files", description="s")]
+    )
+    async with running_emulator(monkeypatch, rules=rules) as emu:
+        client = genai.Client()
+        cfg = config("TEXT", model="gemini-3.8-live", tools=[search])
+        async with client.aio.live.connect(model="gemini-3.8-live", config=cfg) as session:
+            await say(session, MODEL_3X, "search my notes")
+            call_msg = await next_message(session)
+            assert call_msg.tool_call
+            assert call_msg.tool_call.function_calls
+            [call] = call_msg.tool_call.function_calls
+            filler = await one_model_turn(session)
+            assert text_of(filler) == "Let me look."
+            status = filler[-1].server_content
+            assert status
+            assert status.interaction_status == types.InteractionStatus.IN_PROGRESS
+            await session.send_tool_response(
+                function_responses=[
+                    types.FunctionResponse(
+                        id=call.id,
+                        name=call.name,
+                        response={"where": "notes.txt"},
+                        scheduling=types.FunctionResponseScheduling.WHEN_IDLE,
+                    )
+                ]
+            )
+            # genai's receive() ends an interaction at IDLE, not at each turnComplete.
+            rest = await one_turn(session)
+    assert text_of(rest) == "Found it.In notes.txt."
+    statuses = [
+        m.server_content.interaction_status
+        for m in rest
+        if m.server_content and m.server_content.turn_complete
+    ]
+    assert statuses == [types.InteractionStatus.IN_PROGRESS, types.InteractionStatus.IDLE]
+    assert emu.stats.background_calls == 1
+    assert emu.stats.schedulings["WHEN_IDLE"] == 1

@@ -79,9 +79,10 @@ def test_conversation_survives_kill_9_of_its_instance(
     )
     assert shown.returncode == 0, shown.stderr
     assert "you › my name is Bob" in shown.stdout
-    assert "agent › You said: my name is Bob" in shown.stdout
+    # The model (gemini-3.8-live) speaks; the text replies were its transcript.
+    assert "agent 🔊 You said: my name is Bob" in shown.stdout
     assert "you › what did I say?" in shown.stdout
-    assert "agent › Before that you said: my name is Bob" in shown.stdout
+    assert "agent 🔊 Before that you said: my name is Bob" in shown.stdout
     assert stack.postgres.password not in shown.stdout + shown.stderr
 
 

@@ -92,3 +92,55 @@ def test_control_events() -> None:
     assert "10s" in notice.message
     (error,) = mapper.map(_event(error_code="SAFETY", error_message="blocked"))
     assert error == ev.ErrorEvent(message="blocked")
+
+
+def test_interaction_status_rides_on_turn_complete() -> None:
+    mapper = AdkEventMapper()
+    for status, expected in (
+        (types.InteractionStatus.IN_PROGRESS, "in_progress"),
+        (types.InteractionStatus.IDLE, "idle"),
+        (types.InteractionStatus.REQUIRES_ACTION, "idle"),  # deprecated for IDLE
+        (None, None),
+    ):
+        out = mapper.map(_event(turn_complete=True, interaction_status=status))
+        assert out == [ev.TurnComplete(interaction=expected)]
+
+
+def test_speech_as_text_shows_the_transcript_as_the_reply_and_drops_audio() -> None:
+    mapper = AdkEventMapper(speech_as_text=True)
+    blob = types.Blob(data=b"\x00\x00" * 10, mime_type="audio/pcm;rate=24000")
+    audio = _event(content=types.Content(role="model", parts=[types.Part(inline_data=blob)]))
+    delta = _event(output_transcription=types.Transcription(text="It is "), partial=True)
+    whole = _event(output_transcription=types.Transcription(text="It is noon.", finished=True))
+    heard = _event(input_transcription=types.Transcription(text="time?", finished=True))
+    assert mapper.map(audio) == []
+    assert mapper.map(delta) == [ev.AgentText(text="It is ", partial=True)]
+    assert mapper.map(whole) == [ev.AgentText(text="It is noon.", partial=False)]
+    assert mapper.map(heard) == [ev.Transcript(speaker="user", text="time?", finished=True)]
+
+
+def test_background_calls_are_marked_and_their_results_scheduled() -> None:
+    mapper = AdkEventMapper(runs_in_background=lambda name: name == "slow")
+    call = types.FunctionCall(id="c1", name="slow", args={"q": "x"})
+    quick = types.FunctionCall(id="c2", name="quick", args={})
+    out = mapper.map(
+        _event(content=types.Content(role="model", parts=[types.Part(function_call=call)]))
+    )
+    assert out == [ev.ToolCall(call_id="c1", name="slow", args={"q": "x"}, background=True)]
+    mapper.map(_event(content=types.Content(role="model", parts=[types.Part(function_call=quick)])))
+    default = types.FunctionResponse(id="c1", name="slow", response={"ok": 1})
+    told = types.FunctionResponse(
+        id="c9", name="slow", response={}, scheduling=types.FunctionResponseScheduling.SILENT
+    )
+    blocking = types.FunctionResponse(id="c2", name="quick", response={})
+    results = [
+        mapper.map(
+            _event(content=types.Content(role="user", parts=[types.Part(function_response=r)]))
+        )[0]
+        for r in (default, told, blocking)
+    ]
+    assert [r.scheduling for r in results if isinstance(r, ev.ToolResult)] == [
+        "WHEN_IDLE",  # the model's default for a background call
+        "SILENT",  # what the tool asked for
+        None,  # a call the model waited for
+    ]

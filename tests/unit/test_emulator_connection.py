@@ -10,15 +10,10 @@ from typing import Any
 
 import pytest
 
-from adkvoice.emulator import FaultController, default_rules, frames
+from adkvoice.emulator import FaultController, Rules, default_rules, frames
 from adkvoice.emulator import client_messages as p
-from adkvoice.emulator.connection import (
-    ConnectionOptions,
-    LiveConnection,
-    TransportClosed,
-    context_tokens,
-    slide_window,
-)
+from adkvoice.emulator.connection import ConnectionOptions, LiveConnection, TransportClosed
+from adkvoice.emulator.context import context_tokens, slide_window
 from adkvoice.emulator.handles import (
     KEEP_PER_CONNECTION,
     ContextSnapshot,
@@ -76,6 +71,7 @@ class Harness:
         setup: p.Setup,
         options: ConnectionOptions | None = None,
         transport: FakeTransport | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.transport = transport or FakeTransport()
         self.stats = EmulatorStats()
@@ -84,7 +80,7 @@ class Harness:
         self.session = LiveConnection(
             setup,
             transport=self.transport,
-            rules=default_rules(),
+            rules=rules or default_rules(),
             tts=SyntheticTts(),
             stt=PlaceholderStt(),
             faults=self.faults,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from adkvoice.emulator import client_messages as p
 from adkvoice.emulator import frames
+from adkvoice.emulator.client_encoding import encode_client_message
 from adkvoice.errors import ProtocolError
 
 # What google-genai 2.34 sends as `setup` for a fully configured LiveConnectConfig
@@ -226,7 +227,7 @@ ROUND_TRIP: list[p.ClientMessage] = [
 
 @pytest.mark.parametrize("msg", ROUND_TRIP, ids=lambda m: type(m).__name__)
 def test_client_round_trip(msg: p.ClientMessage) -> None:
-    assert p.decode_client_message(p.encode_client_message(msg)) == msg
+    assert p.decode_client_message(encode_client_message(msg)) == msg
 
 
 @given(
@@ -235,9 +236,9 @@ def test_client_round_trip(msg: p.ClientMessage) -> None:
 )
 def test_round_trip_property(texts: list[str], pcm: bytes) -> None:
     content = p.ClientContent(tuple(p.Turn("user", t) for t in texts), turn_complete=True)
-    assert p.decode_client_message(p.encode_client_message(content)) == content
+    assert p.decode_client_message(encode_client_message(content)) == content
     audio = p.RealtimeInput(audio=(p.AudioChunk(pcm, 16000),))
-    assert p.decode_client_message(p.encode_client_message(audio)) == audio
+    assert p.decode_client_message(encode_client_message(audio)) == audio
 
 
 @pytest.mark.parametrize(

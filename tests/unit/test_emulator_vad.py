@@ -121,7 +121,11 @@ def test_resample_keeps_duration_and_pitch() -> None:
 
 def test_synthetic_tts_is_deterministic_and_speechlike() -> None:
     pcm = asyncio.run(speech.SyntheticTts().synthesize("Hello there, general Kenobi."))
-    assert pcm == speech.synthesize_tones("Hello there, general Kenobi.", 32767 * 10 ** (-14 / 20))
+    assert pcm == speech.synthesize_tones(
+        "Hello there, general Kenobi.",
+        32767 * 10 ** (-14 / 20),
+        base_hz=speech.SpeechStyle().tone_hz,
+    )
     assert len(pcm) % 2 == 0
     seconds = len(pcm) / 2 / 24_000
     assert 0.8 < seconds < 3.0

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from adkvoice import events as ev
 from adkvoice.errors import ProtocolError
+from adkvoice.wire import seeds
 from adkvoice.wire.adkvoice_v1 import (
     decode_client_frame,
     decode_server_frame,
@@ -115,6 +116,32 @@ def test_seed_encoder_sends_what_the_sample_sends() -> None:
         assert enc.encode(quiet) == []
 
 
+def test_seed_encoder_sends_one_turn_complete_per_answer_of_several_turns() -> None:
+    """Gemini 3.8 answers in several turns; a seeds client, which knows no interaction
+    status, gets the answer's text spaced as one message and one turn_complete."""
+    encoder = SeedEncoder()
+    sent = [
+        frame
+        for event in (
+            ev.Transcript(speaker="agent", text="Let me look.", finished=False),
+            ev.Transcript(speaker="agent", text="Let me look.", finished=True),
+            ev.TurnComplete(interaction="in_progress"),
+            ev.Transcript(speaker="agent", text="Found it.", finished=False),
+            ev.TurnComplete(interaction="idle"),
+            ev.Transcript(speaker="agent", text="Next.", finished=False),
+            ev.TurnComplete(),
+        )
+        for frame in encoder.encode(event)
+    ]
+    assert sent == [
+        seeds.text_frame("Let me look."),
+        seeds.text_frame(" Found it."),
+        seeds.TURN_COMPLETE,
+        seeds.text_frame("Next."),
+        seeds.TURN_COMPLETE,
+    ]
+
+
 def test_segment_text_shows_new_text_once() -> None:
     deltas = ev.SegmentText()
     assert deltas.feed("a", final=False) == "a"
@@ -185,15 +212,18 @@ sent_events = st.one_of(
         pcm=st.binary(max_size=64).map(lambda b: b[: len(b) // 2 * 2]),
         sample_rate=st.sampled_from([24_000, 16_000, 48_000]),
     ),
-    st.builds(ev.ToolCall, call_id=st.text(), name=st.text(), args=json_objects),
+    st.builds(
+        ev.ToolCall, call_id=st.text(), name=st.text(), args=json_objects, background=st.booleans()
+    ),
     st.builds(
         ev.ToolResult,
         call_id=st.text(),
         name=st.text(),
         response=json_objects,
         duration_s=st.none() | st.integers(0, 10**6).map(lambda n: n / 10_000),
+        scheduling=st.sampled_from([None, "WHEN_IDLE", "INTERRUPT", "SILENT"]),
     ),
-    st.just(ev.TurnComplete()),
+    st.builds(ev.TurnComplete, interaction=st.sampled_from([None, "in_progress", "idle"])),
     st.just(ev.Interrupted()),
     st.builds(ev.Usage, prompt_tokens=ints, response_tokens=ints, total_tokens=ints),
     st.builds(ev.Notice, message=st.text(), level=st.sampled_from(["info", "warning"])),
@@ -316,6 +346,11 @@ BAD_SERVER = [
     ('{"type": "usage", "prompt_tokens": "1"}', True),
     ('{"type": "tool_result", "id": "1", "name": "t", "response": {}, "duration_s": "x"}', True),
     ('{"type": "notice", "message": "m", "level": "loud"}', True),
+    ('{"type": "turn_complete", "interaction_status": "busy"}', True),
+    (
+        '{"type": "tool_result", "id": "1", "name": "t", "response": {}, "scheduling": "LATER"}',
+        True,
+    ),
     ('{"mime_type": "text/plain", "data": 1}', False),
     ('{"mime_type": "audio/pcm", "data": "%%"}', False),
     ('{"turn_complete": "yes"}', False),

@@ -170,3 +170,60 @@ def test_the_summary_times_come_from_the_events() -> None:
     view.handle(ev.TurnComplete(at=101.0))
     view.handle(ev.AnswerComplete(at=101.5))
     assert "── 1.50 s · first output 250 ms" in out.getvalue()
+
+
+def test_background_tool_and_its_later_result_name_the_call() -> None:
+    view, out = _rich()
+    view.handle(ev.UserText(text="search"))
+    view.handle(ev.ToolCall(call_id="c", name="search_files", args={"query": "x"}, background=True))
+    view.handle(ev.AgentText(text="Let me look.", partial=False))
+    view.handle(ev.TurnComplete(interaction="in_progress"))
+    view.handle(
+        ev.ToolResult(
+            call_id="c",
+            name="search_files",
+            response={"hits": 2},
+            duration_s=2.5,
+            scheduling="WHEN_IDLE",
+        )
+    )
+    view.handle(ev.AgentText(text="Two files.", partial=False))
+    view.handle(ev.TurnComplete(interaction="idle"))
+    view.handle(ev.AnswerComplete())
+    lines = out.getvalue().splitlines()
+    assert lines[0] == '⚙ search_files(query="x") · running in background'
+    assert lines[1] == "agent › Let me look."
+    assert lines[2] == '  ↳ search_files → {"hits": 2} · 2.50 s · spoken when the agent is free'
+    assert lines[3] == "agent › Two files."
+    assert lines[4].startswith("── ")
+    assert len(lines) == 5  # one timing line for the whole answer
+
+
+def test_json_lines_carry_background_scheduling_and_interaction_status() -> None:
+    out = io.StringIO()
+    view = JsonLinesView(out)
+    view.handle(ev.ToolCall(call_id="c", name="s", args={}, background=True))
+    view.handle(
+        ev.ToolResult(call_id="c", name="s", response={}, duration_s=1.0, scheduling="SILENT")
+    )
+    view.handle(ev.TurnComplete(interaction="in_progress"))
+    view.handle(ev.TurnComplete())
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert rows[0]["background"] is True
+    assert rows[1]["scheduling"] == "SILENT"
+    assert rows[2]["interaction_status"] == "in_progress"
+    assert "interaction_status" not in rows[3]
+
+
+def test_piped_chat_writes_an_answer_of_several_turns_on_one_line() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    view = PlainChatView(out, err)
+    view.handle(ev.UserText(text="search"))
+    view.handle(ev.AgentText(text="Let me look.", partial=False))
+    view.handle(ev.TurnComplete(interaction="in_progress"))
+    view.handle(ev.AgentText(text="Found ", partial=True))
+    view.handle(ev.AgentText(text="it.", partial=True))
+    view.handle(ev.AgentText(text="Found it.", partial=False))
+    view.handle(ev.TurnComplete(interaction="idle"))
+    view.handle(ev.AnswerComplete())
+    assert out.getvalue() == "Let me look. Found it.\n"

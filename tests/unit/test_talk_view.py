@@ -91,3 +91,28 @@ def test_view_prints_finished_lines_to_the_console() -> None:
         '  ↳ {"time": "9"} · 2 ms',
         "── voice-to-voice 320 ms (model 300 ms · adkvoice 20 ms)",
     ]
+
+
+def test_between_segments_the_status_says_the_agent_is_still_working() -> None:
+    state = TalkState()
+    apply_event(state, ev.Transcript(speaker="user", text="search my files", finished=True))
+    apply_event(state, ev.ToolCall(call_id="c", name="search_files", args={}, background=True))
+    apply_event(state, ev.AgentAudio(pcm=b"\x00\x00" * 100))
+    apply_event(state, ev.TurnComplete(interaction="in_progress"))
+    playback_finished(state)
+    assert state.mode == "working"
+    assert "still working" in status_line(state).plain
+    apply_event(state, ev.AgentAudio(pcm=b"\x00\x00" * 100))
+    assert state.mode == "speaking"
+    apply_event(state, ev.TurnComplete(interaction="idle"))
+    apply_event(state, ev.AnswerComplete())
+    playback_finished(state)
+    assert state.mode == "listening"
+
+
+def test_cutting_in_while_the_agent_works_returns_to_listening() -> None:
+    state = TalkState()
+    apply_event(state, ev.TurnComplete(interaction="in_progress"))
+    assert state.mode == "working"
+    apply_event(state, ev.Interrupted(source="user"))
+    assert state.mode == "listening"

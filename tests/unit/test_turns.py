@@ -52,3 +52,38 @@ def test_without_tool_events_an_empty_model_turn_is_a_tool_round() -> None:
     # Two empty turns in a row still end the answer (nothing to say after the tool).
     assert not tracker.feed(ev.TurnComplete())
     assert tracker.feed(ev.TurnComplete())
+
+
+def _done(status: ev.InteractionStatus) -> ev.TurnComplete:
+    return ev.TurnComplete(interaction=status)
+
+
+def test_model_that_reports_its_status_ends_the_answer_at_idle() -> None:
+    # Gemini 3.8: a background call, a filler turn, then the result in two more turns.
+    background = ev.ToolCall(call_id="1", name="t", args={}, background=True)
+    filler = ev.AgentText(text="Let me look.", partial=False)
+    assert _run(
+        [
+            background,
+            filler,
+            _done("in_progress"),
+            RESULT,
+            TEXT,
+            _done("in_progress"),
+            TEXT,
+            _done("idle"),
+        ]
+    ) == [False, False, False, False, False, False, False, True]
+
+
+def test_idle_ends_the_answer_even_right_after_a_tool_result() -> None:
+    # SILENT scheduling: the result is not spoken, the model goes idle.
+    assert _run([CALL, TEXT, _done("in_progress"), RESULT, _done("idle")])[-1]
+
+
+def test_a_late_result_does_not_hold_up_the_next_answer() -> None:
+    tracker = TurnTracker()
+    for event in (CALL, _done("idle")):
+        tracker.feed(event)
+    assert tracker.feed(RESULT) is False  # a cancelled call's result, after the cut-in
+    assert [tracker.feed(e) for e in (TEXT, _done("idle"))] == [False, True]

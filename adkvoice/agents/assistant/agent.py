@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.adk.agents import Agent
 
-DEFAULT_LIVE_MODEL = "gemini-3.1-flash-live-preview"
+from adkvoice.agents.assistant.file_search import search_folder
+from adkvoice.live_models import RECOMMENDED_MODEL
+
+DEFAULT_LIVE_MODEL = RECOMMENDED_MODEL
 
 
 def get_current_time(timezone: str = "") -> dict[str, str]:
@@ -33,6 +37,20 @@ def get_current_time(timezone: str = "") -> dict[str, str]:
     }
 
 
+async def search_files(query: str, folder: str = "") -> dict[str, object]:
+    """Searches the text files in a folder and its subfolders for a word or phrase.
+
+    Use it when the user asks which of their files mention something, or where they
+    wrote something down. It reads every text file, so on a large folder it takes
+    several seconds: tell the user you are looking while it runs.
+
+    Args:
+        query: The word or phrase to look for; case does not matter.
+        folder: The folder to search; empty for the current directory.
+    """
+    return await asyncio.to_thread(search_folder, query, folder)
+
+
 root_agent = Agent(
     name="assistant",
     model=os.environ.get("ADKVOICE_MODEL", DEFAULT_LIVE_MODEL),
@@ -40,7 +58,8 @@ root_agent = Agent(
     instruction=(
         "You are a helpful, concise voice assistant. Answer in one or two short "
         "sentences, as you would speak them. Use the get_current_time tool whenever "
-        "the user asks about the time or the date."
+        "the user asks about the time or the date, and the search_files tool when they "
+        "ask which of their files mention something."
     ),
-    tools=[get_current_time],
+    tools=[get_current_time, search_files],
 )
