@@ -61,6 +61,13 @@ class Thinking:
     budget: int | None = None
     include_thoughts: bool = False
 
+    @property
+    def label(self) -> str:
+        """In words, for a reply: "low", "1024 tokens" or "none"."""
+        if self.level is not None:
+            return self.level.lower()
+        return "none" if self.budget is None else f"{self.budget} tokens"
+
 
 @dataclass(frozen=True)
 class SlidingWindow:

@@ -23,6 +23,8 @@ The model played is the setup's family in the catalogue (`models.emulated_family
   `scheduling` asks: WHEN_IDLE (after what it is saying), INTERRUPT (cutting that
   short) or SILENT (not at all: the result only enters the context). A user who cuts in
   before the result arrives gets `toolCallCancellation` for it.
+- Proactive audio asked for in the setup: an utterance with no words the recogniser
+  knows (a cough, a door) gets no answer, as the model may choose not to respond.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from adkvoice.live_models import DEFAULT_SCHEDULING, DEFAULT_VOICE, Scheduling, 
 
 from . import client_messages as p
 from . import frames
-from .context import context_tokens, estimate_tokens, slide_window
+from .context import compress, context_tokens, estimate_tokens
 from .faults import Fault, FaultController, seconds_of
 from .handles import ContextSnapshot, HandleOwner, IssuedHandles
 from .models import emulated_family
@@ -58,7 +60,7 @@ from .speaking import (
     word_groups,
 )
 from .speech import Stt, Tts, placeholder_transcript, resample
-from .stats import Compression, ConnectionRecord, EmulatorStats
+from .stats import ConnectionRecord, EmulatorStats
 from .vad import SpeechDetector, SpeechEnded, SpeechStarted, detector_for
 
 log = logging.getLogger(__name__)
@@ -348,7 +350,12 @@ class LiveConnection:
 
     async def _speech_turn(self, pcm: bytes) -> None:
         self._stats.utterances += 1
-        text = (await self._stt.transcribe(pcm)).strip() or placeholder_transcript(pcm)
+        words = (await self._stt.transcribe(pcm)).strip()
+        if not words and self.setup.proactive_audio:
+            # Proactive audio: the model does not answer sound that is not speech to it.
+            self._stats.ignored_utterances += 1
+            return
+        text = words or placeholder_transcript(pcm)
         self._stats.transcripts.append(text)
         if self.setup.input_transcription:
             if self._gemini3:
@@ -373,21 +380,13 @@ class LiveConnection:
 
     def _compress_context(self) -> None:
         window = self.setup.compression
-        if window is None:
-            return
-        history = self.conversation.history
-        before = context_tokens(self._system, history)
-        if before <= window.trigger_tokens:
-            return
-        dropped = slide_window(history, self._system, window.target_tokens)
-        if dropped:
-            after = context_tokens(self._system, history)
-            self._stats.compressions.append(Compression(before, after, dropped))
+        done = None if window is None else compress(self.conversation.history, self._system, window)
+        if done is not None:
+            self._stats.compressions.append(done)
             self.record.compressions += 1
 
     def _template_context(self, text: str, rule: Rule) -> TemplateContext:
         earlier = self._earlier_user_texts()
-        thinking = self.setup.thinking
         return TemplateContext(
             text=text,
             previous=earlier[-1] if earlier else "nothing yet",
@@ -396,7 +395,7 @@ class LiveConnection:
             model=self.setup.model_id,
             voice=self.setup.voice or DEFAULT_VOICE,
             language=self.setup.language or "the language you speak",
-            thinking=_thinking_label(thinking),
+            thinking=self.setup.thinking.label if self.setup.thinking else "none",
             groups=match_groups(rule, text),
         )
 
@@ -569,14 +568,6 @@ class LiveConnection:
         handle = self._handles.issue(self._handle_owner, self.conversation)
         self._stats.handles_issued += 1
         await self._send(frames.resumption_update(handle, resumable=True))
-
-
-def _thinking_label(thinking: p.Thinking | None) -> str:
-    if thinking is None or (thinking.level is None and thinking.budget is None):
-        return "none"
-    if thinking.level is not None:
-        return thinking.level.lower()
-    return f"{thinking.budget} tokens"
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:

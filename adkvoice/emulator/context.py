@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .client_messages import Turn
+from .client_messages import SlidingWindow, Turn
+from .stats import Compression
 
 
 def tokens_for_words(words: int) -> int:
@@ -46,3 +47,14 @@ def slide_window(history: list[Turn], system: str, target_tokens: int) -> int:
             del history[:i]
             return i
     return 0
+
+
+def compress(history: list[Turn], system: str, window: SlidingWindow) -> Compression | None:
+    """Slide the window before a turn if the context is over the trigger; what it did."""
+    before = context_tokens(system, history)
+    if before <= window.trigger_tokens:
+        return None
+    dropped = slide_window(history, system, window.target_tokens)
+    if not dropped:
+        return None
+    return Compression(before, context_tokens(system, history), dropped)

@@ -58,6 +58,7 @@ class EmulatorStats:
     go_aways_sent: int = 0
     handles_issued: int = 0
     utterances: int = 0  # speech segments ended by VAD, activityEnd or audioStreamEnd
+    ignored_utterances: int = 0  # not answered: no words in them, and proactive audio is on
     audio_in_bytes: int = 0
     audio_out_bytes: int = 0
     protocol_errors: int = 0

@@ -325,7 +325,10 @@ function handle(message) {
       ui.usage.textContent = `tokens: ${message.total_tokens ?? "?"}`;
       break;
     case "notice":
-      setStatus(message.message, message.level === "warning" ? "warning" : "");
+      // Warnings (the server is going away) take the status line; information (what the
+      // model does, e.g. answers in speech only) goes with the conversation.
+      if (message.level === "warning") setStatus(message.message, "warning");
+      else notice(message.message);
       break;
     case "error":
       notice(message.message, "error");

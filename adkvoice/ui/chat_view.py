@@ -83,8 +83,11 @@ class RichChatView:
     def __init__(self, console: Console, *, spoken_replies: bool = False) -> None:
         self._console = console
         self._spoken = spoken_replies
-        self._line = _Line()
-        self._line_kind: str | None = None  # "agent-text", "agent-speech", "user-speech"
+        # The segment being streamed, per kind ("agent-text", "agent-speech",
+        # "user-speech"), so its whole text is not printed again after its deltas even
+        # when other lines (a background tool's result) came between them.
+        self._segments: dict[str, SegmentText] = {}
+        self._open_kind: str | None = None  # whose line is open on screen
         self._status: Status | None = None
         self._turn_started: float | None = None
         self._first_output: float | None = None
@@ -93,7 +96,7 @@ class RichChatView:
 
     # -- turn bookkeeping -------------------------------------------------------------
     def _user_turn(self, event: UserText) -> None:
-        self._end_line()
+        self._end_segments()
         self._turn_started = event.at
         self._first_output = None
         self._tokens = None
@@ -114,23 +117,26 @@ class RichChatView:
 
     # -- streamed lines -----------------------------------------------------------------
     def _end_line(self) -> None:
-        if self._line.open:
+        """End the line on screen (another kind of line follows); segments go on."""
+        if self._open_kind is not None:
             self._console.print()
-        self._line.reset()
-        self._line_kind = None
+            self._open_kind = None
+
+    def _end_segments(self) -> None:
+        """A model turn ended, was cut, or a new one starts: nothing carries over."""
+        self._end_line()
+        self._segments.clear()
 
     def _stream(self, kind: str, who: tuple[str, str], text: str, *, partial: bool) -> None:
         """Print a delta (partial) or the whole text of a segment (not partial)."""
-        if self._line_kind != kind:
-            self._end_line()
-            self._line_kind = kind
-        shown = self._line.segment.feed(text, final=not partial)
+        shown = self._segments.setdefault(kind, SegmentText()).feed(text, final=not partial)
         if shown is not None:
-            if not self._line.open:
+            if self._open_kind != kind:
+                self._end_line()
                 self._console.print(label(who), end="")
-                self._line.open = True
+                self._open_kind = kind
             self._console.print(Text(shown), end="", soft_wrap=True)
-        if not partial:
+        if not partial and self._open_kind == kind:
             self._end_line()
 
     # -- events -------------------------------------------------------------------------
@@ -159,12 +165,12 @@ class RichChatView:
             self._console.print(tool_result_line(event))
         elif isinstance(event, Interrupted):
             self._stop_spinner()
-            self._end_line()
+            self._end_segments()
             self._console.print(INTERRUPTED)
         elif isinstance(event, Usage):
             self._tokens = event.total_tokens
         elif isinstance(event, TurnComplete):
-            self._end_line()
+            self._end_segments()
             if event.interaction == "in_progress" and self._console.is_terminal:
                 # More of the answer follows (a background tool, another segment).
                 self._stop_spinner()
@@ -182,7 +188,7 @@ class RichChatView:
 
     def _answer_complete(self, event: AnswerComplete) -> None:
         self._stop_spinner()
-        self._end_line()
+        self._end_segments()
         parts: list[str] = []
         if self._turn_started is not None:
             parts.append(format_duration(event.at - self._turn_started))

@@ -21,7 +21,7 @@ import pytest
 
 from adkvoice.emulator.speech import make_tts, resample
 from adkvoice.server import AgentServer, ServeOptions
-from tests.integration.emulator_support import running_emulator
+from tests.integration.emulator_support import MODEL_2X, running_emulator
 from tests.integration.server_support import Clock, make_agent
 
 CHROMIUM = os.environ.get("ADKVOICE_CHROMIUM", "/usr/bin/chromium")
@@ -139,14 +139,19 @@ class Host:
 
 @asynccontextmanager
 async def hosting(
-    monkeypatch: pytest.MonkeyPatch, *, emulator: dict[str, Any] | None = None, **options: Any
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    emulator: dict[str, Any] | None = None,
+    model: str = MODEL_2X,
+    **options: Any,
 ) -> AsyncIterator[Host]:
-    """The in-process emulator and `AgentServer` (127.0.0.1, port 0 unless given)."""
+    """The in-process emulator and `AgentServer` (127.0.0.1, port 0 unless given) for a
+    test agent on `model`."""
     options.setdefault("port", 0)
     options.setdefault("handle_signals", False)
     options.setdefault("endpoint_label", "emulator")
     async with (
         running_emulator(monkeypatch, **(emulator or {})) as emu,
-        AgentServer(make_agent(clock=Clock()), ServeOptions(**options)) as server,
+        AgentServer(make_agent(model, clock=Clock()), ServeOptions(**options)) as server,
     ):
         yield Host(emu, server)

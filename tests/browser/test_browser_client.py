@@ -185,3 +185,49 @@ async def test_page_reconnects_after_the_server_restarts(
             assert page_stats["lastClose"]["code"] in (1001, 1006)
             assert second.hub.active == 1
         assert emulator.stats.setups == 2
+
+
+# Records whether the "still working" bubble was ever shown.
+WATCH_WORKING = """() => {
+  window.__working = 0;
+  const box = document.getElementById("messages");
+  new MutationObserver((records) => {
+    for (const record of records)
+      for (const node of record.addedNodes)
+        if (node.classList && node.classList.contains("working")) window.__working += 1;
+  }).observe(box, { childList: true });
+}"""
+
+
+async def test_answers_in_several_turns_and_background_tools_on_38(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gemini 3.8 answers "count to three" in three turns (the page shows it still working
+    between them) and runs the time tool in the background (the call shows so, then its
+    result with when the model speaks it)."""
+    from playwright.async_api import expect
+
+    async with (
+        asyncio.timeout(TEST_TIMEOUT_S),
+        hosting(monkeypatch, model="gemini-3.8-live", emulator={"audio_pacing": 1.0}) as host,
+        chromium() as browser,
+    ):
+        page, log = await open_page(browser, host.server.url + "/?session=turns38")
+        await expect(page.locator("#status")).to_have_text("connected", timeout=STEP_MS)
+        await page.evaluate(WATCH_WORKING)
+        await send_text(page, "count to three")
+        agents = page.locator(".msg.agent")
+        await expect(agents.last).to_have_text("Three.", timeout=STEP_MS)
+        texts = await agents.all_inner_texts()
+        assert texts[-3:] == ["One.", "Two.", "Three."]
+        assert await page.evaluate("() => window.__working") == 2  # between the turns
+        await expect(page.locator(".msg.working")).to_have_count(0)  # gone once idle
+
+        await send_text(page, "what time is it?")
+        await expect(agents.last).to_have_text("It is 10:42.", timeout=STEP_MS)
+        tool = page.locator(".msg.tool").last
+        await expect(tool).to_have_class(re.compile(r"\bbackground\b"))
+        await expect(tool).to_contain_text('"time":"10:42"')
+        await expect(tool).to_contain_text("spoken when the agent is free")
+        assert log.errors == []
+        assert [s.response_modality for s in host.emulator.stats.setup_log] == ["AUDIO"]

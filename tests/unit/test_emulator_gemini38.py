@@ -295,3 +295,21 @@ def test_setup_options_each_family_refuses(kw: dict[str, Any], why: str | None) 
         assert code == 1007
         assert reason.startswith("Request contains an invalid argument.")
         assert why in reason
+
+
+@pytest.mark.parametrize("proactive", [None, True])
+async def test_proactive_audio_leaves_wordless_sound_unanswered(proactive: bool | None) -> None:
+    """With proactive audio the model may choose not to answer: the emulator does not answer
+    an utterance in which the recogniser found no words."""
+    setup = audio_setup(MODEL_NATIVE, proactive_audio=proactive, input_transcription=True)
+    h = Harness(setup, rules=RULES)
+    await h.send(p.RealtimeInput(audio=(p.AudioChunk(b"\x00\x40" * 16000, 16000),)))
+    await h.send(p.RealtimeInput(audio=(p.AudioChunk(b"\x00\x00" * 16000, 16000),)))
+    await h.until(lambda: h.stats.utterances == 1)
+    await h.idle()
+    if proactive:
+        assert h.stats.ignored_utterances == 1
+        assert timeline(h) == []
+    else:
+        await h.until(lambda: h.stats.turns_answered == 1)
+        assert timeline(h)[0].startswith("say You said: [speech ")

@@ -155,7 +155,8 @@ def test_parse_wav_tolerates_streamed_sizes() -> None:
 
 
 def test_placeholder_stt() -> None:
-    assert asyncio.run(speech.PlaceholderStt().transcribe(silence(1.4))) == "[speech 1.4 s]"
+    assert asyncio.run(speech.PlaceholderStt().transcribe(silence(1.4))) == ""
+    assert speech.placeholder_transcript(silence(1.4)) == "[speech 1.4 s]"
 
 
 def test_make_tts_and_stt_modes(monkeypatch: pytest.MonkeyPatch) -> None:

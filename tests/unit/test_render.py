@@ -227,3 +227,25 @@ def test_piped_chat_writes_an_answer_of_several_turns_on_one_line() -> None:
     view.handle(ev.TurnComplete(interaction="idle"))
     view.handle(ev.AnswerComplete())
     assert out.getvalue() == "Let me look. Found it.\n"
+
+
+def test_a_result_landing_mid_sentence_does_not_repeat_the_sentence() -> None:
+    view, out = _rich()
+    view.handle(ev.UserText(text="search"))
+    view.handle(ev.ToolCall(call_id="c", name="s", args={}, background=True))
+    view.handle(ev.AgentText(text="Let me ", partial=True))
+    view.handle(
+        ev.ToolResult(call_id="c", name="s", response={}, duration_s=0.1, scheduling="WHEN_IDLE")
+    )
+    view.handle(ev.AgentText(text="look.", partial=True))
+    view.handle(ev.AgentText(text="Let me look.", partial=False))
+    view.handle(ev.TurnComplete(interaction="in_progress"))
+    view.handle(ev.AgentText(text="Found it.", partial=False))
+    view.handle(ev.TurnComplete(interaction="idle"))
+    view.handle(ev.AnswerComplete())
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "agent › Let me "
+    assert lines[2].startswith("  ↳ s → {}")
+    assert lines[3] == "agent › look."
+    assert lines[4] == "agent › Found it."
+    assert out.getvalue().count("Let me") == 1
