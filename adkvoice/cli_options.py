@@ -128,6 +128,7 @@ VoiceOpt = Annotated[
     str | None,
     typer.Option(
         "--voice",
+        metavar="NAME",
         help="The model's voice, e.g. Kore or Puck (`adkvoice voices` lists them).",
         show_default=False,
         rich_help_panel="Live session",
@@ -147,6 +148,7 @@ VadSilenceOpt = Annotated[
     int | None,
     typer.Option(
         "--vad-silence-ms",
+        metavar="MS",
         min=0,
         max=10_000,
         help="How long a pause ends your turn, in milliseconds (the model's voice detection).",

@@ -24,6 +24,7 @@ from adkvoice.events import (
     Interrupted,
     ToolCall,
     Transcript,
+    TurnComplete,
     UserText,
 )
 
@@ -116,7 +117,9 @@ class Conversation:
 
 class SpeakerSink:
     """The agent's audio to the speaker: queued as it arrives, flushed on any interruption
-    (the model's, the user's, a lost connection's), ended with the answer."""
+    (the model's, the user's, a lost connection's), ended with the answer, and with each
+    turn of an answer given in several (its tail plays now, not when the next turn comes,
+    and the wait for the next turn is not taken for a stutter)."""
 
     def __init__(self, playback: Playback) -> None:
         self.playback = playback
@@ -126,5 +129,7 @@ class SpeakerSink:
             self.playback.enqueue(event.pcm, event.sample_rate)
         elif isinstance(event, Interrupted):
             self.playback.flush()
-        elif isinstance(event, AnswerComplete):
+        elif isinstance(event, AnswerComplete) or (
+            isinstance(event, TurnComplete) and event.interaction == "in_progress"
+        ):
             self.playback.end_reply()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,13 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
 from adkvoice import events as ev
 from adkvoice.agents.loading import LoadedAgent
+from adkvoice.backends.base import Backend
 from adkvoice.backends.factory import embedded_backend
 from adkvoice.emulator import parse_rules
 from adkvoice.live_models import TEXT_REFUSAL_REASON
+from adkvoice.tasks import cancel_and_wait
 from tests.integration.conftest import RunCli
-from tests.integration.emulator_support import STEP_TIMEOUT_S, running_emulator, wait_until
+from tests.integration.emulator_support import running_emulator, wait_until
 from tests.integration.server_support import (
     client,
     expect_close,
@@ -34,6 +38,40 @@ from tests.integration.server_support import (
 pytestmark = pytest.mark.integration
 
 M38 = "gemini-3.8-live"
+
+
+def _embedded(loaded: LoadedAgent, **kw: Any) -> Backend:
+    return embedded_backend(
+        loaded,
+        modality=kw.pop("modality", "TEXT"),
+        model=None,
+        session_service=InMemorySessionService(),
+        store_label="memory",
+        handles_dir=None,
+        user_id="u",
+        session_id=None,
+        endpoint_label="emulator",
+        context_compression=0,
+        **kw,
+    )
+
+
+@asynccontextmanager
+async def started(backend: Backend) -> AsyncIterator[list[ev.Event]]:
+    """`backend` started, its events collected into the yielded list; closed on exit."""
+    await backend.start()
+    seen: list[ev.Event] = []
+
+    async def collect() -> None:
+        async for event in backend.events():
+            seen.append(event)
+
+    task = asyncio.create_task(collect())
+    try:
+        yield seen
+    finally:
+        await backend.close()
+        await cancel_and_wait(task)
 
 
 def _records(stdout: str) -> list[dict[str, Any]]:
@@ -230,39 +268,15 @@ say = ["Found it.", "It is in {result.place}."]
     agent = Agent(name="slow", model=M38, instruction="Search.", tools=[slow_search])
     loaded = LoadedAgent(app_name="slow", agent=agent, app=None, source="test")
     async with running_emulator(monkeypatch, rules=rules) as emu:
-        backend = embedded_backend(
-            loaded,
-            modality="TEXT",
-            model=None,
-            session_service=InMemorySessionService(),
-            store_label="memory",
-            handles_dir=None,
-            user_id="u",
-            session_id=None,
-            endpoint_label="emulator",
-            context_compression=0,
-        )
-        await backend.start()
-        seen: list[ev.Event] = []
-
-        async def collect() -> None:
-            async for event in backend.events():
-                seen.append(event)
-
-        task = asyncio.create_task(collect())
-        try:
+        backend = _embedded(loaded)
+        async with started(backend) as seen:
             await backend.send_text("search my notes")
             await wait_until(lambda: any(isinstance(e, ev.TurnComplete) for e in seen))
             assert any(isinstance(e, ev.ToolCall) and e.background for e in seen)
             await backend.send_text("hello")  # before the result arrives
-            async with asyncio.timeout(STEP_TIMEOUT_S):
-                while sum(isinstance(e, ev.AnswerComplete) for e in seen) < 2:  # noqa: ASYNC110
-                    await asyncio.sleep(0.02)
+            await wait_until(lambda: sum(isinstance(e, ev.AnswerComplete) for e in seen) == 2)
             await wait_until(lambda: ran == ["done"])  # ADK finished the tool anyway
             await asyncio.sleep(0.3)
-        finally:
-            await backend.close()
-            task.cancel()
     assert emu.stats.tool_call_cancellations == 1
     assert emu.stats.unmatched_tool_responses == 1  # the late result is not used
     texts = [e.text for e in seen if isinstance(e, ev.AgentText) and not e.partial]
@@ -293,22 +307,58 @@ async def test_text_setup_refusal_is_learned_through_adk_api_server(
                 f"{base}/run_live?app_name={APP}&user_id=u1", modality="TEXT", token=None
             )
             remote = RemoteBackend(endpoint, resend_after_s=0.5)
-            await remote.start()
-            seen: list[ev.Event] = []
-
-            async def collect() -> None:
-                async for event in remote.events():
-                    seen.append(event)
-
-            task = asyncio.create_task(collect())
-            try:
+            async with started(remote) as seen:
                 await remote.send_text("hello")
                 await wait_until(lambda: any(isinstance(e, ev.AnswerComplete) for e in seen))
-            finally:
-                await remote.close()
-                task.cancel()
     assert (1007, TEXT_REFUSAL_REASON) in emu.stats.refusals
     notices = [e.message for e in seen if isinstance(e, ev.Notice)]
     assert any("answers in audio only" in n for n in notices)
     texts = [e.text for e in seen if isinstance(e, ev.AgentText) and not e.partial]
     assert texts[-1].startswith("Hello! I'm the adkvoice emulator")
+
+
+async def test_every_session_option_reaches_the_model_setup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adkvoice.live_options import LiveOptions
+
+    options = LiveOptions(
+        voice="Aoede",
+        language="fr-FR",
+        vad_silence_ms=800,
+        vad_sensitivity="low",
+        barge_in=False,
+        proactive=True,
+        affective=True,
+        thinking="1024",
+    )
+    agent = Agent(name="opts", model="gemini-2.5-flash-native-audio-latest", instruction="Hi.")
+    loaded = LoadedAgent(app_name="opts", agent=agent, app=None, source="test")
+    async with (
+        running_emulator(monkeypatch) as emu,
+        started(_embedded(loaded, modality="AUDIO", live=options)),
+    ):
+        await wait_until(lambda: emu.stats.setups == 1)
+    setup = emu.stats.setup_log[0]
+    detection = setup.activity_detection
+    assert (setup.voice, setup.language) == ("Aoede", "fr-FR")
+    assert (detection.silence_duration_ms, detection.start_sensitivity) == (800, "LOW")
+    assert detection.end_sensitivity == "LOW"
+    assert setup.barge_in is False
+    assert (setup.proactive_audio, setup.affective_dialog) == (True, True)
+    assert setup.thinking is not None
+    assert setup.thinking.budget == 1024
+
+
+async def test_url_clients_pass_session_options_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adkvoice.backends.remote import remote_backend
+    from adkvoice.live_options import LiveOptions
+
+    async with serving(monkeypatch, model=M38) as served:
+        url = f"{served.server.ws_url}/ws/options-by-url"
+        remote = remote_backend(url, modality="TEXT", live=LiveOptions(voice="Charon"))
+        async with started(remote) as seen:
+            await remote.send_text("what voice is this?")
+            await wait_until(lambda: any(isinstance(e, ev.AnswerComplete) for e in seen))
+    texts = [e.text for e in seen if isinstance(e, ev.AgentText) and not e.partial]
+    assert texts[-1].startswith("I'm speaking with the Charon voice")

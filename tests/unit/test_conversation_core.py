@@ -122,3 +122,37 @@ async def test_a_failure_from_a_thread_ends_the_command() -> None:
     with pytest.raises(OSError, match="tty gone"):
         async with asyncio.timeout(5):
             await supervisor.run_until_first_done([forever])
+
+
+class FakePlayback:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def enqueue(self, pcm: bytes, sample_rate: int) -> None:
+        self.calls.append("audio")
+
+    def flush(self) -> None:
+        self.calls.append("flush")
+
+    def end_reply(self) -> None:
+        self.calls.append("end")
+
+
+def test_speaker_ends_each_turn_of_an_answer_given_in_several() -> None:
+    from adkvoice.conversation.core import SpeakerSink
+
+    playback = FakePlayback()
+    sink = SpeakerSink(playback)  # type: ignore[arg-type]
+    audio = ev.AgentAudio(pcm=b"\x00\x00")
+    for event in (
+        audio,
+        ev.TurnComplete(interaction="in_progress"),  # "let me look", then a background tool
+        audio,
+        ev.TurnComplete(interaction="idle"),
+        ev.AnswerComplete(),
+        audio,
+        ev.TurnComplete(),  # a 2.x tool round's turn: the answer goes on
+        ev.Interrupted(),
+    ):
+        sink.handle(event)
+    assert playback.calls == ["audio", "end", "audio", "end", "audio", "flush"]
