@@ -118,7 +118,7 @@ class RunLiveEndpoint:
             )
         live = live or LiveOptions()
         # ADK's /run_live takes these two; the server's agent decides the rest.
-        if live.asked and replace(live, proactive=False, affective=False).asked:
+        if replace(live, proactive=False, affective=False).asked:
             raise ConfigError(
                 "ADK's /run_live takes only --proactive and --affective of the session "
                 "options; the server's agent sets its voice, language and detection"

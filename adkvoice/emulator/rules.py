@@ -19,7 +19,7 @@ A rules file is TOML::
     call = "search_files"
     args = { query = "{match.query}" }   # a named group of `match`
     while = "Let me look."               # said while a background (NON_BLOCKING) call runs
-    say = ["I found {result.count}.", "The first is {result.first}."]  # two model turns
+    say = ["I looked.", "{result.summary}."]  # two model turns
 
     [[rule]]
     match = "^emulator fault close"

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from google.adk.utils import model_name_utils
 
 from adkvoice.emulator import FAULT_NAMES, Fault, FaultController, default_rules, load_rules
-from adkvoice.emulator.rules import TemplateContext, parse_rules, render, render_value
+from adkvoice.emulator.rules import (
+    TemplateContext,
+    match_groups,
+    parse_rules,
+    render,
+    render_value,
+)
 from adkvoice.errors import ConfigError
 from adkvoice.live_models import FAMILIES, is_live_model, message_shapes, rejection_reason
 
@@ -207,3 +214,48 @@ def test_live_model_rule() -> None:
         "models/gemini-2.5-flash is not found for API version v1alpha, "
         "or is not supported for bidiGenerateContent."
     )
+
+
+def test_say_as_a_list_while_and_named_groups() -> None:
+    rules = parse_rules(
+        """
+[[rule]]
+match = "search (my )?files for (?P<query>.+?)\\\\W*$"
+call = "search_files"
+args = { query = "{match.query}" }
+while = "Looking for {match.query}."
+say = ["I looked.", "{result.summary}."]
+"""
+    )
+    rule = rules.match("please search my files for the budget!")
+    assert rule.segments == ("I looked.", "{result.summary}.")
+    assert rule.filler == "Looking for {match.query}."
+    ctx = TemplateContext(groups=match_groups(rule, "search files for the budget!"))
+    assert render(rule.filler, ctx) == "Looking for the budget."
+    assert render(str(rule.args["query"]), ctx) == "the budget"
+    assert render("{match.nope|text}", TemplateContext(text="t")) == "t"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('match = "x"\nsay = "{match.query}"', "needs a named group"),
+        ('match = "(?P<q>x)"\nsay = "{match.other}"', "this rule has {match.q}"),
+        ('match = "x"\nsay = []', "a list of strings"),
+        ('match = "x"\nsay = ["a", 1]', "a list of strings"),
+        ('match = "x"\nsay = "a"\nwhile = "b"', "it needs 'call'"),
+        ('match = "x"\ncall = "f"\nwhile = 3', "'while' must be a string"),
+    ],
+)
+def test_bad_new_rule_keys_are_explained(body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_rules(f"[[rule]]\n{body}\n", "r.toml")
+
+
+def test_default_rules_script_the_slow_tool_and_a_reply_in_three_turns() -> None:
+    rules = default_rules()
+    search = rules.match("search my files for budget")
+    assert (search.call, search.filler) == ("search_files", "Let me look through your files.")
+    assert len(search.segments) == 2
+    assert rules.match("which files mention TODO?").call == "search_files"
+    assert rules.match("count to three").segments == ("One.", "Two.", "Three.")
