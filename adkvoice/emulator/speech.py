@@ -235,11 +235,19 @@ def _load_decoder() -> Any:
     return _decoder
 
 
+# pocketsphinx holds the GIL while it decodes: fed a whole utterance at once it held it
+# for 2.3 s on 2 s of audio, long enough to starve the audio callbacks of a `talk` running
+# the emulator in-process (its capture watchdog calls a 1.5 s silence a dead device). Fed
+# 100 ms at a time, the longest hold measured 0.17 s, and decoding was faster too.
+DECODE_CHUNK_BYTES = 2 * INPUT_RATE // 10
+
+
 def _decode_blocking(pcm: bytes) -> str:
     with _decoder_lock:  # one Decoder, not reentrant: serialise across emulators/threads
         decoder = _load_decoder()
         decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
+        for start in range(0, len(pcm), DECODE_CHUNK_BYTES):
+            decoder.process_raw(pcm[start : start + DECODE_CHUNK_BYTES], False, False)
         decoder.end_utt()
         hyp = decoder.hyp()
     return str(hyp.hypstr).strip() if hyp is not None else ""
