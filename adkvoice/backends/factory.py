@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from adkvoice.config import BackendChoice, ConnectSettings, choose_backend, point_genai_at
 from adkvoice.errors import ConfigError
 from adkvoice.events import Modality, Notice
-from adkvoice.live_options import LiveOptions
+from adkvoice.live_options import LiveOptions, plan_session
 from adkvoice.store.handles import HandleStore, conversation_key
 from adkvoice.store.sessions import SessionStore, latest_session_id, new_session_id, open_store
 
@@ -135,10 +135,15 @@ async def open_backend(
             await remote.close()
         return
 
-    from adkvoice.agents.loading import load_agent_dir, load_bundled_agent
+    from adkvoice.agents.loading import live_model_of, load_agent_dir, load_bundled_agent
 
     # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
     loaded = load_agent_dir(connect.agent_path) if connect.agent_path else load_bundled_agent()
+    # An option the model refuses ends here, before anything starts (the backend says the
+    # plan's notices when it starts).
+    plan_session(
+        connect.live, connect.model or live_model_of(loaded), text_replies=connect.text_replies
+    )
     store = open_store(connect.sessions)
     session_id = await choose_session(connect, loaded.app_name, store, notify)
     async with live_endpoint(
