@@ -310,11 +310,6 @@ def message_shapes(model: str) -> Literal["2.x", "3.x"]:
     return "3.x" if gemini3 and not name.startswith("gemini-3.5-live-translate") else "2.x"
 
 
-def voices_for(model: str | None) -> tuple[str, ...]:
-    family = family_of(model) if model else None
-    return family.voices if family is not None else ALL_VOICES
-
-
 def find_voice(name: str) -> str | None:
     """The voice's proper spelling, matched without regard to case; None if unknown."""
     wanted = name.strip().lower()

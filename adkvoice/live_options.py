@@ -59,7 +59,6 @@ class Thinking:
 class LivePlan:
     """What to ask one model for."""
 
-    model: str
     family: ModelFamily | None
     speech_as_text: bool = False  # text replies from an audio-only model: its transcript
     voice: str | None = None
@@ -109,7 +108,6 @@ def plan_session(options: LiveOptions, model: str, *, text_replies: bool) -> Liv
             "options are sent as given"
         )
     return LivePlan(
-        model=model,
         family=family,
         speech_as_text=speech_as_text,
         voice=_voice(options.voice, family, name),

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from google.adk.agents.llm_agent import LlmAgent
     from google.adk.apps.app import App
 
+    from adkvoice.live_models import ToolBehavior
     from adkvoice.live_options import Thinking
 
 BUNDLED_AGENT_NAME = "assistant"
@@ -121,13 +122,13 @@ def with_background_tools(loaded: LoadedAgent) -> LoadedAgent:
     return _with_root(loaded, {"tools": tools})
 
 
-def declared_behaviors(agent: LlmAgent) -> dict[str, str]:
+def declared_behaviors(agent: LlmAgent) -> dict[str, ToolBehavior]:
     """The behavior ADK declares for each of the agent's own tools that sets one:
     BLOCKING, or NON_BLOCKING (also for tools with a response scheduling)."""
     from google.adk.tools.base_tool import BaseTool
     from google.genai import types
 
-    out: dict[str, str] = {}
+    out: dict[str, ToolBehavior] = {}
     for tool in agent.tools:
         if not isinstance(tool, BaseTool):
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from adkvoice.live_models import ModelFamily
+from adkvoice.live_models import ModelFamily, ToolBehavior
 
 if TYPE_CHECKING:
     from google.adk.agents.run_config import RunConfig
@@ -89,11 +89,11 @@ def _realtime_input(plan: LivePlan, manual_activity: bool) -> RealtimeInputConfi
 
 
 def background_rule(
-    family: ModelFamily | None, declared: Mapping[str, str]
+    family: ModelFamily | None, declared: Mapping[str, ToolBehavior]
 ) -> Callable[[str], bool]:
     """Whether the model goes on without waiting for a call to `name`: its declared
     behavior, else the family's default (an unknown model: only what says NON_BLOCKING)."""
-    default = family.default_tool_behavior if family is not None else "BLOCKING"
+    default: ToolBehavior = family.default_tool_behavior if family is not None else "BLOCKING"
     supported = family is None or family.background_tools
 
     def runs_in_background(name: str) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from adkvoice.errors import ProtocolError
-from adkvoice.live_models import SCHEDULINGS, Scheduling, ToolBehavior
+from adkvoice.live_models import SCHEDULINGS, Scheduling, ToolBehavior, model_id
 
 JsonObject = dict[str, Any]
 Modality = Literal["TEXT", "AUDIO"]
@@ -105,7 +105,7 @@ class Setup:
 
     @property
     def model_id(self) -> str:
-        return self.model.removeprefix("models/")
+        return model_id(self.model)
 
     def behavior_of(self, function: str) -> ToolBehavior | None:
         return dict(self.tool_behaviors).get(function)

@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from adkvoice.errors import ProtocolError
-from adkvoice.live_models import is_live_model, rejection_reason
+from adkvoice.live_models import INVALID_ARGUMENT, is_live_model, rejection_reason
 
 from . import client_messages as p
 from . import frames
@@ -44,7 +44,6 @@ PATH_RE = re.compile(
     r"BidiGenerateContent(Constrained)?/*$"
 )
 EXPECTED_PATH = "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
-INVALID_ARGUMENT = "Request contains an invalid argument."
 UNKNOWN_HANDLE = f"{INVALID_ARGUMENT} Unknown or expired session resumption handle."
 MAX_REASON_BYTES = 123
 
