@@ -29,6 +29,18 @@ def _client_through_nginx(stack: Stack, client_dir: Path, prefix: str) -> tuple[
     return session_id, client
 
 
+def _wait_until_the_user_turn_is_stored(stack: Stack, session_id: str) -> None:
+    """Until PostgreSQL holds a user turn of the conversation (bounded)."""
+    query = (
+        f"SELECT count(*) FROM events WHERE session_id = '{session_id}' "
+        "AND event_data->>'author' = 'user'"
+    )
+    deadline = time.monotonic() + 30
+    while int(stack.postgres.sql(query) or 0) == 0:
+        assert time.monotonic() < deadline, f"the user turn of {session_id} was never stored"
+        time.sleep(0.1)
+
+
 def _other(stack: Stack, name: str) -> str:
     return next(i.name for i in stack.instances if i.name != name)
 
@@ -113,14 +125,17 @@ def test_a_reply_cut_mid_reply_by_the_kill_is_answered_once_by_the_other_instanc
     """Killed mid-reply: the other instance replays the stored conversation, which ends
     with the user's turn, and answers it; the client shows the cut, then the whole answer,
     and does not send the turn twice."""
-    _, client = _client_through_nginx(stack, client_dir, "midreply")
+    session_id, client = _client_through_nginx(stack, client_dir, "midreply")
     whole = (
         "This reply comes through a slow connection, one piece at a time, each one held "
         "back half a second."
     )
     try:
         client.say("emulator fault slow")  # seven chunks, 0.5 s apart
-        time.sleep(2.0)  # the first pieces have arrived; most are still to come
+        # Killed before the instance stored the turn, the turn is rightly sent again: wait
+        # until it is stored (ADK stores a typed turn just before sending it to the model).
+        _wait_until_the_user_turn_is_stored(stack, session_id)
+        time.sleep(1.0)  # the reply is under way; most of it is still to come
         first = stack.serving()
         first.kill()
         line = client.reply(timeout_s=60)
