@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from adkvoice.config import register_env_secrets
+from adkvoice.redaction import redact_log_handlers
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -22,11 +26,15 @@ EXIT_TERMINATED = 143
 
 def configure_logging(debug: bool) -> None:
     """Quiet third-party chatter unless --debug; ADK's experimental warnings are noise
-    to a user of the CLI."""
+    to a user of the CLI. What is logged is redacted: at debug, google-genai, websockets
+    and httpx log request headers, API key and tokens included."""
+    register_env_secrets(os.environ)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+        redact_log_handlers()
         return
     logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
+    redact_log_handlers()
     # ADK logs failures with tracebacks; adkvoice reports them itself in one line.
     for name in ("google_adk", "google", "websockets", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)

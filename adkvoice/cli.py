@@ -7,7 +7,6 @@ stay fast.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +42,7 @@ from adkvoice.cli_options import (
     fail,
     live_options,
     parse_compression,
+    print_traceback,
 )
 from adkvoice.errors import AdkVoiceError
 
@@ -85,11 +85,11 @@ def _run(action: Callable[[], int], debug: bool) -> None:
         code = action()
     except AdkVoiceError as exc:
         if debug:
-            traceback.print_exc()
+            print_traceback()
         fail(str(exc), exc.exit_code)
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            print_traceback()
         fail(
             f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
             "traceback and report it)",
@@ -233,7 +233,11 @@ def serve(
     agent: AgentArg = None,
     host: Annotated[
         str,
-        typer.Option("--host", help="Address to bind. Anything but loopback requires --token."),
+        typer.Option(
+            "--host",
+            help="Address to bind. Anything but loopback (127.0.0.0/8, ::1, localhost) "
+            "requires --token.",
+        ),
     ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")
@@ -275,6 +279,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="A host name the server answers to besides loopback ones, e.g. the name a "
+            "reverse proxy passes on (repeatable; * for any). Without --token only loopback "
+            "names are answered, which stops DNS-rebinding sites; with it, any name is.",
+            show_default=False,
+        ),
+    ] = None,
     backend: BackendOpt = BackendOption.auto,
     model: ModelOpt = None,
     sessions: SessionsOpt = None,
@@ -313,6 +327,7 @@ def serve(
         certfile=certfile,
         keyfile=keyfile,
         allowed_origins=tuple(allow_origin or ()),
+        allowed_hosts=tuple(allow_host or ()),
         backend=backend.value,
         model=model,
         sessions=sessions,

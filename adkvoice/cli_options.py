@@ -6,11 +6,14 @@ what it accepts. No asyncio and no ADK imports, so `--help` stays fast.
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from adkvoice.redaction import redact
 
 if TYPE_CHECKING:
     from adkvoice.config import ConnectSettings
@@ -18,12 +21,21 @@ if TYPE_CHECKING:
 
 
 def fail(message: str, code: int) -> None:
-    """End the command with one red line and `code`."""
+    """End the command with one red line and `code`; secrets in it are hidden (an error
+    may quote a URL with its password, or a server's reply with a token)."""
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, soft_wrap=True).print(Text.assemble(("adkvoice: ", "bold red"), message))
+    line = Text.assemble(("adkvoice: ", "bold red"), redact(message))
+    Console(stderr=True, soft_wrap=True).print(line)
     raise typer.Exit(code)
+
+
+def print_traceback() -> None:
+    """The current exception's traceback on stderr (--debug), secrets hidden."""
+    import traceback
+
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 class BackendOption(StrEnum):
@@ -76,7 +88,8 @@ SessionsOpt = Annotated[
         "--sessions",
         envvar="ADKVOICE_SESSIONS",
         help="Where conversations are kept: a SQLite file path (default: sessions.db in your "
-        "data directory), [b]memory[/] (not kept), or postgresql://…",
+        "data directory), [b]memory[/] (not kept), or postgresql://…. One that cannot be "
+        "written ends the command with exit code 11.",
         show_default=False,
     ),
 ]
@@ -260,9 +273,10 @@ def connect_settings(
     compression: str = "on",
     live: LiveOptions | None = None,
 ) -> ConnectSettings:
-    from adkvoice.config import ConnectSettings
+    from adkvoice.config import ConnectSettings, register_settings_secrets
     from adkvoice.live_options import LiveOptions
 
+    register_settings_secrets(token=token, url=url, sessions=sessions)
     context_compression = parse_compression(compression)
 
     if url is not None:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from adkvoice.errors import ConfigError
 from adkvoice.live_options import LiveOptions
+from adkvoice.redaction import register_secret, register_url_password
 
 BackendChoice = Literal["auto", "gemini", "emulator"]
 OutputMode = Literal["rich", "plain", "json"]
@@ -74,6 +75,7 @@ class ServeSettings:
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     backend: BackendChoice = "auto"
     model: str | None = None
     sessions: str | None = None
@@ -116,6 +118,33 @@ def credentials_source(env: Mapping[str, str]) -> str | None:
     if env.get("GEMINI_API_KEY"):
         return "GEMINI_API_KEY"
     return None
+
+
+# Secrets adkvoice reads from the environment. "emulator" is the key `adkvoice emulator`
+# tells apps to use: not a secret, and hiding it would shred every line naming it.
+_SECRET_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "ADKVOICE_TOKEN")
+_SECRET_URL_VARS = ("ADKVOICE_SESSIONS",)
+_NOT_SECRET = "emulator"
+
+
+def register_env_secrets(env: Mapping[str, str]) -> None:
+    """Hide the environment's credentials from logs and messages (call it at start, and
+    again once an agent's .env is loaded)."""
+    for name in _SECRET_VARS:
+        value = env.get(name)
+        if value != _NOT_SECRET:
+            register_secret(value)
+    for name in _SECRET_URL_VARS:
+        register_url_password(env.get(name))
+
+
+def register_settings_secrets(
+    *, token: str | None = None, url: str | None = None, sessions: str | None = None
+) -> None:
+    """Hide the secrets flags carry: a token, a `--url` password, a `--sessions` password."""
+    register_secret(token)
+    register_url_password(url)
+    register_url_password(sessions)
 
 
 def choose_backend(choice: BackendChoice, env: Mapping[str, str]) -> Literal["gemini", "emulator"]:

@@ -72,3 +72,10 @@ class ProtocolError(AdkVoiceError):
     """A peer sent a frame that does not decode; the message says what was wrong."""
 
     exit_code = 10
+
+
+class StoreError(BackendError):
+    """The conversation store (`--sessions`) cannot be opened or written: a read-only or
+    full disk, a directory without write permission, a path under a regular file."""
+
+    exit_code = 11

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adkvoice.errors import AgentLoadError
+from adkvoice.config import register_env_secrets
+from adkvoice.errors import AgentLoadError, ModelRejectedError
 
 if TYPE_CHECKING:
     from google.adk.agents.base_agent import BaseAgent
@@ -34,12 +36,36 @@ def root_agent(loaded: LoadedAgent) -> object:
     return loaded.app.root_agent if loaded.app is not None else loaded.agent
 
 
-def live_model_of(loaded: LoadedAgent) -> str:
-    """The live model name of the root agent ("" when it is not an LLM agent)."""
+def live_model_of(loaded: LoadedAgent, model: str | None = None) -> str:
+    """The live model the root agent runs on: `model` (--model) when given, else its own
+    ("" when it is not an LLM agent). A name ADK cannot resolve to a model class is a
+    ModelRejectedError now, not a ValueError once the conversation starts."""
     from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.models.registry import LLMRegistry
 
+    if model:
+        try:
+            LLMRegistry.resolve(model)
+        except (ValueError, ImportError):
+            raise _unknown_model(f"--model {model!r}") from None
+        return model
     root = root_agent(loaded)
-    return root.canonical_live_model.model if isinstance(root, LlmAgent) else ""
+    if not isinstance(root, LlmAgent):
+        return ""
+    try:
+        return root.canonical_live_model.model
+    except (ValueError, ImportError):
+        raise _unknown_model(f"the agent's model {root.model!r}") from None
+
+
+def _unknown_model(what: str) -> ModelRejectedError:
+    from adkvoice.live_models import FAMILIES
+
+    known = ", ".join(family.newest_model for family in FAMILIES if not family.retired)
+    return ModelRejectedError(
+        f"{what} is not a model ADK can run; pick a Live API model with --model: {known} "
+        "(`adkvoice models` describes them)"
+    )
 
 
 def _with_root(loaded: LoadedAgent, update: dict[str, object]) -> LoadedAgent:
@@ -213,6 +239,8 @@ def load_agent_dir(path: Path) -> LoadedAgent:
         ) from exc
     finally:
         adk_logger.setLevel(level)
+    # The .env may have brought the API key: hide it from logs and messages too.
+    register_env_secrets(os.environ)
     if isinstance(loaded, App):
         return LoadedAgent(app_name=name, agent=None, app=loaded, source=str(path))
     if isinstance(loaded, BaseAgent):

@@ -39,6 +39,7 @@ from adkvoice.errors import (
     ConfigError,
     ConnectionLostError,
     ModelRejectedError,
+    StoreError,
 )
 from adkvoice.events import AnswerComplete, Event, Interrupted, Modality, ResumptionHandle
 from adkvoice.live_models import is_text_refusal
@@ -122,6 +123,7 @@ class EmbeddedBackend:
         modality: Modality,
         model: str | None = None,
         session_service: BaseSessionService | None = None,
+        store_label: str = "",
         user_id: str = "user",
         session_id: str | None = None,
         endpoint_label: str = "Gemini",
@@ -140,6 +142,7 @@ class EmbeddedBackend:
         self._runs_in_background: Callable[[str], bool] = lambda _name: False
         self._model_override = model
         self._session_service = session_service
+        self._store_label = store_label
         self._user_id = user_id
         self._session_id = session_id or new_session_id()
         self._endpoint_label = endpoint_label
@@ -190,7 +193,11 @@ class EmbeddedBackend:
         from google.adk.runners import Runner
         from google.adk.sessions.in_memory_session_service import InMemorySessionService
 
-        service = SessionWindow(self._session_service or InMemorySessionService())
+        service = SessionWindow(
+            self._session_service or InMemorySessionService(),
+            label=self._store_label,
+            on_write_error=self._store_failed,
+        )
         root = root_agent(self._loaded)
         if (
             self._model_override
@@ -278,6 +285,9 @@ class EmbeddedBackend:
                     self._last_error = str(error)
                 if self._closing or self._outbox.failure is not None:
                     return
+                if isinstance(error, StoreError):  # a new connection would meet it again
+                    self._outbox.failure = error
+                    return
                 connected = self._ledger.connections > opened_before
                 if handle is not None and not connected:
                     refused_with_handle += 1
@@ -361,6 +371,14 @@ class EmbeddedBackend:
         if answered:
             self.tool_replay.new_turn()
             self._outbox.put(AnswerComplete())
+
+    def _store_failed(self, exc: Exception) -> None:
+        """A write to the session store failed, maybe in ADK's send task, whose failure
+        ADK would only raise once a reply that cannot come has ended: end the run now."""
+        if self._outbox.failure is None:
+            self._outbox.failure = translate_exception(exc, self._model_name)
+        if self._task is not None:
+            self._task.cancel()
 
     def _notice(self, message: str, *, level: Literal["info", "warning"] = "warning") -> None:
         self._outbox.notice(message, level=level)

@@ -20,6 +20,7 @@ from adkvoice.backends.base import Capabilities
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError
 from adkvoice.events import Modality
 from adkvoice.live_options import LiveOptions, to_query
+from adkvoice.redaction import redact
 from adkvoice.store.sessions import new_session_id
 from adkvoice.wire import adkvoice_v1, run_live, seeds
 from adkvoice.wire.base import ClientCodec
@@ -39,7 +40,7 @@ def auth_headers(token: str | None) -> dict[str, str]:
 
 
 class Endpoint(Protocol):
-    url: str  # as the user gave it, for messages
+    url: str  # as the user gave it; shown through `redact` (it may hold a password)
     capabilities: Capabilities
 
     def connect_url(self) -> str: ...
@@ -92,7 +93,7 @@ class SeedsEndpoint:
         return seeds.SeedsClientCodec(is_audio=self._is_audio)
 
     def description(self, codec: ClientCodec) -> str:
-        return f"{self.url} · {codec.name}"
+        return f"{redact(self.url)} · {codec.name}"
 
     def speak_instead_of_text(self) -> bool:
         return False
@@ -155,7 +156,7 @@ class RunLiveEndpoint:
         return run_live.RunLiveClientCodec(speech_as_text=self._speech_as_text)
 
     def description(self, codec: ClientCodec) -> str:
-        return f"{self.url} · {codec.name} · session {self.session_id}"
+        return f"{redact(self.url)} · {codec.name} · session {self.session_id}"
 
     def speak_instead_of_text(self) -> bool:
         if self._modality != "TEXT" or self._speech_as_text:
@@ -200,7 +201,8 @@ def endpoint_for(
     seeds' protocol."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
-        raise ConfigError(f"--url must start with ws:// or wss://, not {url!r}")
+        # Quoted back without its password (ws://user:password@host is allowed).
+        raise ConfigError(f"--url must start with ws:// or wss://, not {redact(url)!r}")
     if parts.path.rstrip("/").endswith("/run_live"):
         return RunLiveEndpoint(url, modality=modality, token=token, live=live)
     if "/ws/" not in parts.path:

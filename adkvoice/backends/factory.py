@@ -139,10 +139,10 @@ async def open_backend(
 
     # The agent's .env is loaded first, as `adk run` does, so it can hold the credentials.
     loaded = load_agent_dir(connect.agent_path) if connect.agent_path else load_bundled_agent()
-    # An option the model refuses ends here, before anything starts (the backend says the
-    # plan's notices when it starts).
+    # A model name ADK cannot run, or an option the model refuses, ends here, before
+    # anything starts (the backend says the plan's notices when it starts).
     plan_session(
-        connect.live, connect.model or live_model_of(loaded), text_replies=connect.text_replies
+        connect.live, live_model_of(loaded, connect.model), text_replies=connect.text_replies
     )
     store = open_store(connect.sessions)
     session_id = await choose_session(connect, loaded.app_name, store, notify)
@@ -204,6 +204,7 @@ def embedded_backend(
         modality=modality,
         model=model,
         session_service=session_service,
+        store_label=store_label,
         user_id=user_id,
         session_id=session_id,
         endpoint_label=endpoint_label,

@@ -6,7 +6,7 @@ from rich.console import Console
 
 from adkvoice.app import configure_logging, run_main
 from adkvoice.backends.factory import default_handles_dir, is_ephemeral, live_endpoint
-from adkvoice.config import ServeSettings
+from adkvoice.config import ServeSettings, register_settings_secrets
 from adkvoice.events import Notice
 from adkvoice.live_options import plan_session
 from adkvoice.store.sessions import open_store
@@ -23,7 +23,7 @@ async def serve_agent(settings: ServeSettings) -> int:
 
     loaded = load_agent_dir(settings.agent_path) if settings.agent_path else load_bundled_agent()
     # The session options every connection starts from, checked against the model now.
-    plan = plan_session(settings.live, settings.model or live_model_of(loaded), text_replies=False)
+    plan = plan_session(settings.live, live_model_of(loaded, settings.model), text_replies=False)
     for message in plan.notices:
         say(Notice(message=message))
     store = open_store(settings.sessions)
@@ -38,6 +38,7 @@ async def serve_agent(settings: ServeSettings) -> int:
             keyfile=settings.keyfile,
             log_level="debug" if settings.debug else settings.log_level,
             allowed_origins=settings.allowed_origins,
+            allowed_hosts=settings.allowed_hosts,
             model=settings.model,
             session_service=store.service,
             endpoint_label=label,
@@ -59,6 +60,7 @@ async def serve_agent(settings: ServeSettings) -> int:
 
 
 def run_serve(settings: ServeSettings) -> int:
+    register_settings_secrets(token=settings.token, sessions=settings.sessions)
     configure_logging(settings.debug)
     # While serving, uvicorn turns SIGINT/SIGTERM into a graceful drain; stopping it is
     # the normal way to end, so an interrupt is not a failure.

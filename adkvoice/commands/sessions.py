@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from adkvoice.app import configure_logging, run_main
-from adkvoice.config import SessionsSettings
+from adkvoice.config import SessionsSettings, register_settings_secrets
 from adkvoice.errors import ConfigError
 from adkvoice.store.sessions import open_store
 
@@ -16,7 +16,7 @@ async def sessions(settings: SessionsSettings, action: str, session_id: str | No
     from adkvoice.ui.chat_view import session_transcript, sessions_table
 
     out = Console()
-    store = open_store(settings.sessions)
+    store = open_store(settings.sessions, write=action == "delete")  # a read-only store lists
     app_name = app_name_for(settings.agent_path)
     service = store.service
     if action == "list":
@@ -46,5 +46,6 @@ async def sessions(settings: SessionsSettings, action: str, session_id: str | No
 
 
 def run_sessions(settings: SessionsSettings, action: str, session_id: str | None = None) -> int:
+    register_settings_secrets(sessions=settings.sessions)
     configure_logging(settings.debug)
     return run_main(lambda: sessions(settings, action, session_id))

@@ -11,11 +11,15 @@ from rich.console import Console
 from adkvoice.app import configure_logging, run_main
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import TalkSettings
+from adkvoice.errors import ConfigError
 from adkvoice.events import Notice
 from adkvoice.tasks import Supervisor
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from adkvoice.audio.aec import EchoCanceller
+    from adkvoice.audio.recorder import Recorder
     from adkvoice.audio.wav_source import WavSource
     from adkvoice.conversation.voice import TalkSession
 
@@ -33,11 +37,24 @@ def _echo_notice(settings: TalkSettings, echo: EchoCanceller | str | None) -> st
     return None  # a file as the microphone: there is no echo
 
 
+def _open_recorder(directory: Path) -> Recorder:
+    """The --record files, opened before any device: a directory that cannot be written
+    is one line, not a recording lost after the conversation."""
+    from adkvoice.audio.recorder import Recorder
+
+    try:
+        return Recorder(directory)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise ConfigError(
+            f"--record: cannot write into {directory}: {reason}; pick a directory you can write"
+        ) from None
+
+
 async def talk(settings: TalkSettings, console: Console) -> int:
     from adkvoice.audio.aec import try_canceller  # light: the engine loads lazily
     from adkvoice.audio.capture import Capture
     from adkvoice.audio.playback import Playback
-    from adkvoice.audio.recorder import Recorder
     from adkvoice.conversation.voice import TalkSession
     from adkvoice.ui.keys import Command, KeyReader, TypedLine
     from adkvoice.ui.talk_view import TalkState, TalkView
@@ -62,7 +79,7 @@ async def talk(settings: TalkSettings, console: Console) -> int:
         settings.output_device,
         tap=settings.record_dir is not None or echo_loading is not None,  # echo reference
     )
-    recorder = Recorder(settings.record_dir) if settings.record_dir is not None else None
+    recorder = _open_recorder(settings.record_dir) if settings.record_dir is not None else None
     keys: KeyReader | None = None
     view.start()
     try:

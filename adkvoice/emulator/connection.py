@@ -14,7 +14,8 @@ The model played is the setup's family in the catalogue (`models.emulated_family
   comes as a new model turn.
 - 3.x shapes: one final input transcription; no `turnComplete` until the tool response
   arrived; `mediaChunks` is refused (send `audio`); replayed initial history never
-  triggers a reply by itself, ADK's "." text nudge answers the pending user turn.
+  triggers a reply by itself, ADK's "." text nudge right after it answers the pending
+  user turn (any other text, "." included, is the user's).
 - Families that report `interactionStatus` (3.8) send it with every turnComplete:
   IN_PROGRESS while more turns answer the same prompt, IDLE when done.
 - A call the model does not wait for (a declaration with behavior NON_BLOCKING, or none
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -65,7 +65,10 @@ from .vad import SpeechDetector, SpeechEnded, SpeechStarted, detector_for
 
 log = logging.getLogger(__name__)
 
-_NUDGE = re.compile(r"^\W*$")  # ADK's "." that asks 3.x to answer replayed history
+# ADK's send_history replays history as a fresh connection's first clientContent and, on 3.x,
+# if it ends with the user, sends text "." so the model answers: the same as a typed ".", so
+# only the message right after that first content is the nudge.
+_NUDGE = "."
 TurnMaker = Callable[[], Coroutine[Any, Any, None]]
 Status = frames.InteractionStatus
 
@@ -131,6 +134,7 @@ class LiveConnection:
         self._background: set[asyncio.Task[None]] = set()
         self._pending_calls: dict[str, asyncio.Future[CallResult]] = {}
         self._interaction_open = False  # IN_PROGRESS was sent and IDLE not yet
+        self._nudge_due = False  # the next message may be ADK's nudge (see _NUDGE)
         self._going_away = False
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -157,6 +161,12 @@ class LiveConnection:
         task: asyncio.Task[None] = asyncio.create_task(self._guard(coro))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _make_guarded(self, make: TurnMaker) -> None:
+        """The turn's coroutine is made only once its task runs: input that arrives in one
+        batch cancels the task before it starts, and a coroutine made earlier would then
+        never be awaited."""
+        await self._guard(make())
 
     async def _guard(self, coro: Any) -> None:
         """Run a session task so that no failure escapes as an unretrieved task exception."""
@@ -204,10 +214,11 @@ class LiveConnection:
         """Apply one client message; raise ProtocolError for messages Gemini would refuse."""
         if isinstance(msg, p.Setup):
             raise ProtocolError("setup may only be sent once, as the first message")
+        nudge_due, self._nudge_due = self._nudge_due, False
         if isinstance(msg, p.ClientContent):
             await self._on_client_content(msg)
         elif isinstance(msg, p.RealtimeInput):
-            await self._on_realtime(msg)
+            await self._on_realtime(msg, nudge_due=nudge_due)
         elif isinstance(msg, p.ToolResponse):
             self._on_tool_response(msg)
         else:
@@ -218,6 +229,7 @@ class LiveConnection:
 
     async def _on_client_content(self, msg: p.ClientContent) -> None:
         history = self.conversation.history
+        self._nudge_due = self._gemini3 and msg.turn_complete and not history
         if self._history_phase:
             # historyConfig.initialHistoryInClientContent: context only, no model call,
             # except that 2.x models (as ADK expects) answer a history ending with the user.
@@ -233,7 +245,7 @@ class LiveConnection:
         if msg.turn_complete:
             await self._answer_history()
 
-    async def _on_realtime(self, msg: p.RealtimeInput) -> None:
+    async def _on_realtime(self, msg: p.RealtimeInput, *, nudge_due: bool) -> None:
         self._history_phase = False
         if msg.used_media_chunks and self._gemini3:
             raise ProtocolError("this model does not take mediaChunks; send realtimeInput.audio")
@@ -256,7 +268,7 @@ class LiveConnection:
             if ended is not None:
                 await self._start_speech_turn(ended.pcm)
         if msg.text is not None:
-            await self._on_text(msg.text)
+            await self._on_text(msg.text, nudge=nudge_due and msg.text == _NUDGE)
 
     async def _on_audio(self, chunk: p.AudioChunk) -> None:
         self._stats.audio_in_bytes += len(chunk.pcm)
@@ -286,9 +298,9 @@ class LiveConnection:
             partial(self._answer, asked, in_history=True, tool_result=last.tool_result)
         )
 
-    async def _on_text(self, text: str) -> None:
-        if _NUDGE.match(text):
-            if not self._busy():
+    async def _on_text(self, text: str, *, nudge: bool) -> None:
+        if nudge:
+            if not self._busy():  # without a history phase it is being answered already
                 await self._answer_history()
             return
         await self._start_turn(partial(self._answer, text, in_history=False))
@@ -314,7 +326,7 @@ class LiveConnection:
     async def _start_turn(self, make: TurnMaker) -> None:
         """Answer new input: barge in on whatever is running, then run the new turn."""
         await self.interrupt()
-        self._turn_task = asyncio.create_task(self._guard(make()))
+        self._turn_task = asyncio.create_task(self._make_guarded(make))
 
     async def _start_speech_turn(self, pcm: bytes) -> None:
         make = partial(self._speech_turn, pcm)

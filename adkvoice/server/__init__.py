@@ -9,7 +9,8 @@
 
 Modules: options (ServeOptions), security (token, Origin), limits (rate, error tally),
 hub (shared state, drain), ws (WebSocket sessions), sse (chat stream), app (routes),
-runner (uvicorn, signals).
+guard (uvicorn's protocols: a connection must finish its request within a deadline, and
+a flood of unfinished ones closes the oldest), runner (uvicorn, signals).
 """
 
 from adkvoice.server.app import create_app

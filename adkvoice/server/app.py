@@ -12,8 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
 from adkvoice.server.hub import Hub
+from adkvoice.server.middleware import SecurityMiddleware
 from adkvoice.server.options import ServeOptions
-from adkvoice.server.security import origin_ok, token_ok
+from adkvoice.server.security import cross_site_refusal, token_ok
 from adkvoice.server.sse import SseAgent, chat_stream
 from adkvoice.server.ws import websocket_endpoint
 
@@ -26,16 +27,15 @@ def static_dir() -> Path:
 
 
 def require_access(request: Request) -> None:
-    """Token and Origin checks for the HTTP API (the WebSocket does its own)."""
+    """Token and cross-site checks for the HTTP API (the WebSocket does its own; the Host
+    check and security headers are `SecurityMiddleware`'s, for every route)."""
     options: ServeOptions = request.app.state.hub.options
     headers = {k.lower(): v for k, v in request.headers.items()}
-    if not origin_ok(
-        headers.get("origin"),
-        host_header=headers.get("host"),
-        scheme=request.url.scheme,
-        allowed=options.allowed_origins,
-    ):
-        raise HTTPException(403, "this page's origin may not use this server")
+    refusal = cross_site_refusal(
+        headers, scheme=request.url.scheme, allowed_origins=options.allowed_origins
+    )
+    if refusal is not None:
+        raise HTTPException(403, refusal)
     if not token_ok(options.token, headers, dict(request.query_params)):
         raise HTTPException(
             401,
@@ -68,6 +68,8 @@ def create_app(loaded: LoadedAgent, options: ServeOptions) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["X-Session-Id"],
         )
+    # Added last, so it is outermost: it sees every response, CORS ones included.
+    app.add_middleware(SecurityMiddleware, options=options)
     static = static_dir()
 
     @app.get("/", include_in_schema=False)

@@ -20,6 +20,10 @@ class TokenBucket:
         if self.tokens < 0:
             self.tokens = self.capacity
 
+    def refill(self) -> None:
+        """Full again at once (typed turns: the agent finished answering)."""
+        self.tokens = self.capacity
+
     def take(self, amount: int, now: float) -> bool:
         """Spend `amount` if available; False (and nothing spent) if it would overdraw."""
         if self.updated is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from adkvoice.errors import ConfigError
 from adkvoice.live_options import LiveOptions
+from adkvoice.server.security import is_loopback_name
 
 if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
@@ -27,12 +27,7 @@ def instance_from_env() -> str | None:
 
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 and localhost; anything else (names, wildcards) is exposed."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_name(host.strip().strip("[]").lower())
 
 
 @dataclass(frozen=True)
@@ -47,6 +42,9 @@ class ServeOptions:
     log_level: str = "info"
     # Browser origins allowed besides the server's own; "*" allows any (not advised).
     allowed_origins: tuple[str, ...] = ()
+    # Names the server answers to besides loopback ones and `host` ("*" = any); empty:
+    # loopback names only without a token, any name with one (see `security.host_ok`).
+    allowed_hosts: tuple[str, ...] = ()
     model: str | None = None  # override the agent's Live model
     sse_model: str | None = None  # model for /chat/stream; None = the agent's own
     # Where conversations live; None = in memory. Shared by all connections, so a reconnect
@@ -71,7 +69,17 @@ class ServeOptions:
     audio_rate_slack: float = 1.25  # audio may arrive this many times faster than real time
     audio_burst_s: float = 2.0  # ... plus a burst of this many seconds of audio
     max_client_errors: int = 20  # invalid messages before a connection is closed (1007)
+    # Typed turns: each starts a model turn, so they are rate-limited like audio; the
+    # burst covers a user pasting a few lines at once.
+    text_turns_per_minute: float = 30.0
+    text_turn_burst: int = 5
     drain_timeout_s: float = 10.0  # graceful shutdown: how long turns may run on
+    # A connection must send its whole request (HTTP headers and body, or the WebSocket
+    # handshake) within this, or it is closed: half-sent requests must not hold descriptors.
+    request_timeout_s: float = 10.0
+    # Connections still sending a request at once; one more closes the oldest. Well under
+    # the usual limit of 1,024 descriptors, so a flood cannot exhaust them.
+    max_pending_connections: int = 256
     handle_signals: bool = True  # SIGINT/SIGTERM start a graceful shutdown (serve only)
 
     @property
@@ -93,6 +101,8 @@ class ServeOptions:
             "max_text_chars": self.max_text_chars,
             "audio_rate_slack": self.audio_rate_slack,
             "audio_burst_s": self.audio_burst_s,
+            "text_turns_per_minute": self.text_turns_per_minute,
+            "text_turn_burst": self.text_turn_burst,
         }
 
     def validate(self) -> None:
@@ -113,6 +123,13 @@ class ServeOptions:
                 raise ConfigError(f"{label} {path} does not exist or is not a file")
         if self.log_level.lower() not in LOG_LEVELS:
             raise ConfigError(f"--log-level {self.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+        for name in self.allowed_hosts:
+            host = name.strip()
+            if not host or "/" in host or " " in host or host.count(":") == 1:
+                raise ConfigError(
+                    f"--allow-host {name!r}: give a host name such as voice.example.com "
+                    "(no scheme, port or path), or * for any"
+                )
         for origin in self.allowed_origins:
             if origin != "*" and "://" not in origin and origin != "null":
                 raise ConfigError(
@@ -125,6 +142,10 @@ class ServeOptions:
             "audio_rate_slack": self.audio_rate_slack,
             "audio_burst_s": self.audio_burst_s,
             "max_client_errors": self.max_client_errors,
+            "text_turns_per_minute": self.text_turns_per_minute,
+            "text_turn_burst": self.text_turn_burst,
+            "request_timeout_s": self.request_timeout_s,
+            "max_pending_connections": self.max_pending_connections,
         }
         for name, value in positive.items():
             if value <= 0:

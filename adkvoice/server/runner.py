@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from adkvoice.errors import ConfigError
+from adkvoice.redaction import redact_log_handlers
 from adkvoice.server.app import create_app
+from adkvoice.server.guard import ConnectionGuard, guarded_protocols
 from adkvoice.server.hub import GOING_AWAY, Hub
 from adkvoice.server.options import ServeOptions
 from adkvoice.server.security import RedactTokens
@@ -36,18 +38,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("adkvoice.server")
 
 STARTUP_TIMEOUT_S = 15.0
+# asyncio accepts up to `backlog` connections at a time, each holding a descriptor before
+# the guard sees it: uvicorn's 2,048 lets one burst use them all. With 128, a flood stays
+# near max_pending_connections plus a few batches, well under the usual 1,024.
+ACCEPT_BACKLOG = 128
 _NOISY = ("google_adk", "google_genai", "google.adk", "google.genai", "websockets", "httpx")
 
 
 def configure_server_logging(level_name: str) -> None:
     """Levels for our loggers and uvicorn's; third-party chatter stays at WARNING unless
-    debugging. A handler is added only if nobody configured logging yet."""
+    debugging. A handler is added only if nobody configured logging yet. Every handler
+    writes redacted text: at debug, uvicorn and websockets log request headers."""
     level = logging.getLevelName(level_name.upper())
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+    redact_log_handlers()
     for name in ("adkvoice", "uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(level)
     for name in _NOISY:
@@ -55,6 +63,9 @@ def configure_server_logging(level_name: str) -> None:
 
 
 def _install_redaction() -> None:
+    """Secrets out of the server's logs: the handlers configured so far redact what they
+    write, and uvicorn's loggers redact their records for handlers added later."""
+    redact_log_handlers()
     for name in ("uvicorn.access", "uvicorn.error"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
@@ -142,6 +153,7 @@ class AgentServer:
         self._stopping: asyncio.Task[None] | None = None
         self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.guard = ConnectionGuard(options.request_timeout_s, options.max_pending_connections)
 
     @property
     def port(self) -> int:
@@ -184,13 +196,16 @@ class AgentServer:
         self._port = int(sock.getsockname()[1])
         self._loop = asyncio.get_running_loop()
         opts = self.options
+        # uvicorn's h11 and websockets-sansio protocols, closing slow requests (guard.py).
+        http, ws = guarded_protocols(self.guard)
         config = uvicorn.Config(
             self.app,
             log_config=None,
             log_level=opts.level,
-            ws="websockets-sansio",
-            http="h11",
+            ws=ws,
+            http=http,
             lifespan="off",
+            backlog=ACCEPT_BACKLOG,
             ws_max_size=opts.max_frame_bytes,
             ssl_certfile=str(opts.certfile) if opts.certfile else None,
             ssl_keyfile=str(opts.keyfile) if opts.keyfile else None,
@@ -254,6 +269,7 @@ class AgentServer:
         """Until the server has stopped (after a signal or `shutdown`)."""
         if self._task is not None:
             await asyncio.shield(self._task)
+            self.guard.stop()
 
 
 async def serve(

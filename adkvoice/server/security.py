@@ -1,25 +1,35 @@
-"""Who may use the server: the token and the browser Origin check (pure functions).
+"""Who may use the server (pure functions): the token, the Host allow-list and the
+browser checks.
 
 Token: `Authorization: Bearer <token>` or `?token=<token>` (browsers cannot set headers on
 a WebSocket or an EventSource, so the query form exists). Compared in constant time.
 
-Origin: browsers send `Origin` on WebSocket handshakes and cross-origin requests; a page
-on another site must not drive the agent with the user's network position. Requests
-without `Origin` (terminals, scripts) pass; they are what the token is for. The server's
-own origin always passes; others only when listed (`"*"` allows any).
+Host (DNS rebinding): a site whose name an attacker points at 127.0.0.1 is, to the
+browser, the attacker's own origin, so its pages may read and drive a token-less local
+server; its requests carry the attacker's name in `Host`. Without a token only loopback
+names (localhost, 127.0.0.0/8, ::1), the address served on and `--allow-host` names pass.
+With a token any name does (the token is the guard) unless `--allow-host` narrows it.
+
+Browsers: a page on another site must not drive the agent with the user's network
+position. `Origin` (sent on WebSocket handshakes and cross-origin requests) must be the
+server's own or listed in `--allow-origin`. A request without `Origin` whose
+`Sec-Fetch-Site` says another site sent it (an `<img>` tag, a no-cors fetch, a link) is
+refused on the API routes. Requests with neither header come from terminals and scripts:
+they pass, and are what the token is for.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
-import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from adkvoice.redaction import redact as redact_secrets
+
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _WEB_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
-_TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 
 
 def supplied_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -77,17 +87,78 @@ def origin_ok(
     return any(key == _parse_origin(item) for item in allowed if item not in ("*", "null"))
 
 
+def host_name(host_header: str | None) -> str:
+    """The name in a `Host` header, lower case, without port or IPv6 brackets."""
+    if not host_header:
+        return ""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value[1:]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def is_loopback_name(name: str) -> bool:
+    """localhost (and *.localhost, which browsers resolve to loopback), 127.0.0.0/8, ::1."""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def host_ok(
+    host_header: str | None,
+    *,
+    token: str | None,
+    bind_host: str,
+    allowed_hosts: tuple[str, ...],
+) -> bool:
+    """May a request that names `host_header` be served (see the module doc)?"""
+    if "*" in allowed_hosts or (token and not allowed_hosts):
+        return True
+    name = host_name(host_header)
+    if not name:
+        return False
+    if is_loopback_name(name) or name == bind_host.strip("[]").lower():
+        return True
+    return name in (h.strip().lower() for h in allowed_hosts)
+
+
+_OTHER_SITES = ("cross-site", "same-site")
+
+
+def cross_site_refusal(
+    headers: Mapping[str, str], *, scheme: str, allowed_origins: tuple[str, ...]
+) -> str | None:
+    """Why a browser request sent by another site is refused, or None if it may go on.
+    `headers` has lower-case names."""
+    origin = headers.get("origin")
+    if origin is not None:
+        if origin_ok(
+            origin, host_header=headers.get("host"), scheme=scheme, allowed=allowed_origins
+        ):
+            return None
+        return "this page's origin may not use this server"
+    if headers.get("sec-fetch-site", "").strip().lower() in _OTHER_SITES:
+        return "requests sent by other sites may not use this server"
+    return None
+
+
 def redact(text: str) -> str:
-    """Hide `token=...` in anything logged (access logs print query strings)."""
-    return _TOKEN_IN_TEXT.sub(r"\1***", text)
+    """Hide tokens and other secrets in anything logged (`adkvoice.redaction`)."""
+    return redact_secrets(text)
 
 
 class RedactTokens(logging.Filter):
-    """Logging filter that removes tokens from uvicorn's access and error lines."""
+    """Logging filter that removes secrets from uvicorn's access and error lines, for
+    handlers added after the server's (whose formatters redact everything)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # Redact in place, keeping the shape of `args` (uvicorn's AccessFormatter unpacks it).
-        if isinstance(record.msg, str):
+        # A format string is left alone: "password=%s" made "password=***" would no longer
+        # take its argument, and logging would print the raw record to stderr.
+        if isinstance(record.msg, str) and not record.args:
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -29,6 +28,7 @@ from adkvoice.events import AgentText, ErrorEvent, SegmentText
 from adkvoice.server.hub import Hub
 from adkvoice.server.ws import SESSION_ID
 from adkvoice.wire.adk_events import AdkEventMapper
+from adkvoice.wire.base import FrameError, parse_json
 from adkvoice.wire.chat_sse import SSE_DONE, encode_sse_error, encode_sse_text
 
 if TYPE_CHECKING:
@@ -138,8 +138,8 @@ async def _query_from(request: Request) -> tuple[str, str | None]:
         if len(body) > limit:
             raise HTTPException(413, f"the request body is over the {limit}-byte limit")
         try:
-            obj: Any = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            obj: Any = parse_json(body, "body")
+        except FrameError:
             raise HTTPException(400, 'the body must be JSON such as {"query": "Hello"}') from None
         if not isinstance(obj, dict):
             raise HTTPException(400, 'the body must be a JSON object such as {"query": "Hello"}')

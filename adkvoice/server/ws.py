@@ -11,6 +11,10 @@ connection only:
 - a frame over `max_frame_bytes`: close 1009;
 - audio faster than real time plus a burst: the excess is dropped, error frame
   `audio_rate_exceeded` at most once a second;
+- typed turns sent without waiting for answers, beyond a burst and then faster than
+  `text_turns_per_minute`: the excess is dropped, error frame `text_rate_exceeded` at
+  most once a second (each answer refills the burst, so a client that waits for
+  answers is never limited);
 - anything after `{"type": "end"}`: error frame `after_end`;
 - bad token, Origin, session id or is_audio, or a session option (`voice`, `language`,
   `vad_silence_ms`, `vad_sensitivity`, `barge_in`, `proactive`, `affective`, `thinking`)
@@ -46,6 +50,7 @@ from adkvoice.errors import (
     ModelRejectedError,
 )
 from adkvoice.events import (
+    AnswerComplete,
     ErrorEvent,
     Event,
     Notice,
@@ -54,7 +59,7 @@ from adkvoice.events import (
 from adkvoice.live_options import LiveOptions, from_query
 from adkvoice.server.hub import Hub
 from adkvoice.server.limits import ErrorTally, TokenBucket
-from adkvoice.server.security import origin_ok, token_ok
+from adkvoice.server.security import cross_site_refusal, host_name, host_ok, token_ok
 from adkvoice.wire.adkvoice_v1 import (
     SUBPROTOCOL,
     decode_client_frame,
@@ -128,14 +133,21 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
     subprotocol = SUBPROTOCOL if extended else None
     headers = {k.lower(): v for k, v in ws.headers.items()}
     query = dict(ws.query_params)
-    if not origin_ok(
-        headers.get("origin"),
-        host_header=headers.get("host"),
-        scheme=ws.url.scheme,
-        allowed=options.allowed_origins,
+    if not host_ok(
+        headers.get("host"),
+        token=options.token,
+        bind_host=options.host,
+        allowed_hosts=options.allowed_hosts,
     ):
-        log.warning("refused a WebSocket from origin %s", headers.get("origin", "")[:100])
-        await _refuse(ws, 1008, "this page's origin may not use this server", subprotocol)
+        log.warning("refused a WebSocket for host %r", host_name(headers.get("host"))[:100])
+        await _refuse(ws, 1008, "this server does not answer to that host name", subprotocol)
+        return
+    refusal = cross_site_refusal(
+        headers, scheme=ws.url.scheme, allowed_origins=options.allowed_origins
+    )
+    if refusal is not None:
+        log.warning("refused a WebSocket from origin %r", headers.get("origin", "")[:100])
+        await _refuse(ws, 1008, refusal, subprotocol)
         return
     if not token_ok(options.token, headers, query):
         log.warning("refused a WebSocket without a valid token")
@@ -197,6 +209,11 @@ class WsSession:
         self._closed = False
         self._ended = False
         self._bucket = TokenBucket(rate=opts.audio_bytes_per_s, capacity=opts.audio_burst_bytes)
+        # Typed turns: a client that waits for each answer is never limited (the bucket
+        # refills at every AnswerComplete); one that floods gets the burst, then the rate.
+        self._turns = TokenBucket(
+            rate=opts.text_turns_per_minute / 60, capacity=float(opts.text_turn_burst)
+        )
         self._tally = ErrorTally(log, f"session {session_id}")
         self._client_errors = 0
         self._encoder = SeedEncoder()
@@ -347,6 +364,8 @@ class WsSession:
         try:
             async for event in backend.events():
                 self.conversation.publish(event)
+                if isinstance(event, AnswerComplete):
+                    self._turns.refill()
                 if isinstance(event, ErrorEvent):
                     # ADK fills error messages with exception text: log it, send a summary.
                     self._tally.record("model_error", event.message)
@@ -427,6 +446,19 @@ class WsSession:
             return await self._client_error(
                 "text_too_long", f"the text has {len(text)} characters; the limit is {limit}"
             )
+        now = time.monotonic()
+        if not self._turns.take(1, now):
+            self._tally.record("text_rate_exceeded", "typed turns arrive faster than allowed")
+            if self._tally.should_notify("text_rate_exceeded", now, NOTIFY_EVERY_S):
+                per_minute = f"{self._opts.text_turns_per_minute:g}"
+                await self._send(
+                    encode_error(
+                        "text_rate_exceeded",
+                        f"too many messages: at most {per_minute} a minute; this one was "
+                        "dropped. Wait a moment and send it again",
+                    )
+                )
+            return None
         self.conversation.publish(UserText(text=text))
         await backend.send_text(text)
         return None

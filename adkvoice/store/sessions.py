@@ -13,13 +13,17 @@ summaries of past conversations for `adkvoice sessions` and `--resume`.
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import sqlite3
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from adkvoice.errors import ConfigError
+from adkvoice.errors import ConfigError, StoreError
+from adkvoice.redaction import redact as redact_secrets
 
 if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
@@ -41,13 +45,7 @@ def default_store_path() -> Path:
 
 def redact(url: str) -> str:
     """The store URL as it may be printed: any password replaced by ***."""
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if not at or not colon:
-        return url
-    # The raw netloc, not `parts.password`: that one is percent-decoded and would not match.
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    return redact_secrets(url)
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,10 @@ class SessionStore:
     label: str  # safe to print
 
 
-def open_store(spec: str | None) -> SessionStore:
-    """Build the session service a `--sessions` value names."""
+def open_store(spec: str | None, *, write: bool = True) -> SessionStore:
+    """Build the session service a `--sessions` value names; with `write`, a SQLite file
+    that cannot be written is a `StoreError` now rather than at the conversation's first
+    turn."""
     from google.adk.sessions.in_memory_session_service import InMemorySessionService
     from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
@@ -74,12 +74,40 @@ def open_store(spec: str | None) -> SessionStore:
     path = default_store_path() if spec is None else Path(_sqlite_path(spec)).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if write:
+            _check_writable(path)
     except OSError as exc:
-        raise ConfigError(f"--sessions: cannot create {path.parent}: {exc.strerror}") from None
+        raise store_failure(str(path), exc) or exc from None
     try:
         return SessionStore(SqliteSessionService(str(path)), str(path))
     except RuntimeError as exc:  # an old schema that needs ADK's migration
         raise ConfigError(f"--sessions: {str(exc).splitlines()[0]}") from None
+
+
+def _check_writable(path: Path) -> None:
+    """Raise the OSError SQLite would meet writing `path`: it writes the file and, for
+    its journal, creates files next to it. Nothing is left behind."""
+    with tempfile.TemporaryFile(dir=path.parent):
+        pass
+    if path.exists():
+        with path.open("r+b"):
+            pass
+
+
+def store_failure(label: str, exc: BaseException) -> StoreError | None:
+    """The one line for a file system or SQLite error met opening or writing the store at
+    `label`; None for any other error."""
+    if isinstance(exc, OSError):
+        reason = (exc.strerror or str(exc)).lower()
+    elif isinstance(exc, sqlite3.Error):
+        reason = str(exc)
+    else:
+        return None
+    full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in reason
+    fix = "free some space" if full else "fix the permissions"
+    return StoreError(
+        f"cannot write the conversation store {label}: {reason}; pass --sessions memory or {fix}"
+    )
 
 
 def _sqlite_path(spec: str) -> str:

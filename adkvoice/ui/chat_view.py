@@ -31,6 +31,7 @@ from adkvoice.events import (
     UserText,
     to_json_dict,
 )
+from adkvoice.redaction import redact
 from adkvoice.ui.lines import (
     AGENT_SPOKE,
     AGENT_TYPED,
@@ -252,7 +253,7 @@ class PlainChatView:
             self._kind = None
         elif isinstance(event, Notice | ErrorEvent) and self._err is not None:
             prefix = "error: " if isinstance(event, ErrorEvent) else ""
-            self._err.write(f"{prefix}{event.message}\n")
+            self._err.write(f"{prefix}{redact(event.message)}\n")
             self._err.flush()
         elif isinstance(event, AnswerComplete):
             if self._wrote_in_turn:

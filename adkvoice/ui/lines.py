@@ -12,6 +12,7 @@ from typing import Any
 from rich.text import Text
 
 from adkvoice.events import ErrorEvent, Notice, ToolCall, ToolResult
+from adkvoice.redaction import redact
 
 _MAX_VALUE_CHARS = 120
 
@@ -81,9 +82,11 @@ def tool_result_line(event: ToolResult) -> Text:
     )
 
 
+# Notices and errors may quote a URL or a server's reply: shown without secrets.
 def notice_line(event: Notice) -> Text:
-    return Text(f"! {event.message}", style="yellow" if event.level == "warning" else "cyan")
+    style = "yellow" if event.level == "warning" else "cyan"
+    return Text(f"! {redact(event.message)}", style=style)
 
 
 def error_line(event: ErrorEvent) -> Text:
-    return Text(f"✗ {event.message}", style="bold red")
+    return Text(f"✗ {redact(event.message)}", style="bold red")

@@ -22,7 +22,8 @@ Server → client: first, once::
     {"type": "hello", "protocol": "adkvoice.v1", "session_id": "...", "modality": "AUDIO",
      "agent": "<app name>", "input_rate": 16000, "output_rate": 24000, "resumed": false,
      "awaiting_reply": false, "limits": {"max_frame_bytes": ..., "max_text_chars": ...,
-     "audio_rate_slack": ..., "audio_burst_s": ...}}
+     "audio_rate_slack": ..., "audio_burst_s": ..., "text_turns_per_minute": ...,
+     "text_turn_burst": ...}}
 
 (``resumed`` says the session id already had a conversation, which continues;
 ``awaiting_reply`` that it ends with a user turn the agent had not answered, which the
@@ -56,7 +57,6 @@ frame with neither ``mime_type`` nor ``turn_complete``). Error codes are listed 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,6 +90,7 @@ from adkvoice.wire.base import (
     b64encode,
     dumps,
     loads_object,
+    parse_json,
     pcm_input,
     text_input,
 )
@@ -125,10 +126,7 @@ def decode_client_frame(frame: Frame, *, extended: bool) -> ClientMessage:
                 'JSON such as {"mime_type": "audio/pcm", "data": "<base64>"}',
             )
         return pcm_input(bytes(frame))
-    try:
-        obj = json.loads(frame)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FrameError("invalid_json", f"the frame is not valid JSON ({exc})") from None
+    obj = parse_json(frame, "frame")
     if not isinstance(obj, dict):
         raise FrameError(
             "invalid_message",

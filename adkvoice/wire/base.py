@@ -37,6 +37,7 @@ ErrorCode = Literal[
     # Raised by the server, not by the codec:
     "text_too_long",
     "audio_rate_exceeded",
+    "text_rate_exceeded",  # typed turns faster than the server allows; the excess dropped
     "after_end",
     "shutting_down",
     "agent_error",
@@ -80,12 +81,20 @@ def dumps(obj: Mapping[str, Any]) -> str:
     return json.dumps(obj)
 
 
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON from a peer. Every way it can be unreadable is the peer's fault and one
+    `FrameError`: bad syntax, bytes that are not UTF-8, an integer over Python's 4,300-digit
+    conversion limit (a plain ValueError) and nesting deep enough to exhaust the stack."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        reason = str(exc).split(";")[0][:120]
+        raise FrameError("invalid_json", f"the {what} is not valid JSON ({reason})") from None
+
+
 def loads_object(frame: str, what: str) -> dict[str, Any]:
     """One JSON object from a text frame (`what` names it in errors: "frame", "SSE data")."""
-    try:
-        obj = json.loads(frame)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FrameError("invalid_json", f"the {what} is not valid JSON ({exc})") from None
+    obj = parse_json(frame, what)
     if not isinstance(obj, dict):
         raise FrameError("invalid_message", f"a {what} must be a JSON object")
     return obj

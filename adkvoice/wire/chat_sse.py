@@ -6,10 +6,9 @@ line. A failure mid-stream is ``data: {"error": "<message>"}`` before ``[DONE]``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from adkvoice.wire.base import FrameError, dumps
+from adkvoice.wire.base import FrameError, dumps, parse_json
 
 SSE_DONE = "data: [DONE]\n\n"
 
@@ -36,10 +35,7 @@ def decode_sse_data(data: str) -> str | SseDone | SseError:
     """Decode the payload of one `data:` line: the text chunk, `[DONE]`, or an error."""
     if data.strip() == "[DONE]":
         return SseDone()
-    try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FrameError("invalid_json", f"SSE data is not JSON or [DONE] ({exc})") from None
+    obj = parse_json(data, "SSE data (JSON or [DONE])")
     if isinstance(obj, dict) and isinstance(obj.get("text"), str):
         return str(obj["text"])
     if isinstance(obj, dict) and isinstance(obj.get("error"), str):

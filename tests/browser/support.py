@@ -73,12 +73,14 @@ async def write_fake_mic_wav(path: Path, text: str = "hello there emulator") -> 
 
 
 @asynccontextmanager
-async def chromium(fake_mic: Path | None = None) -> AsyncIterator[Any]:
+async def chromium(
+    fake_mic: Path | None = None, extra_args: tuple[str, ...] = ()
+) -> AsyncIterator[Any]:
     """A headless system Chromium; with `fake_mic`, getUserMedia is granted and reads the
     WAV once (`%noloop`), then silence."""
     from playwright.async_api import async_playwright
 
-    args = list(CHROMIUM_ARGS)
+    args = [*CHROMIUM_ARGS, *extra_args]
     if fake_mic is not None:
         args += [
             "--use-fake-ui-for-media-stream",

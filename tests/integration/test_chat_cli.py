@@ -72,6 +72,13 @@ def test_empty_input_exits_cleanly(run_cli: RunCli) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("line", ["?", "\N{GRINNING FACE}", "...", "."])
+def test_a_line_without_words_is_answered(run_cli: RunCli, line: str) -> None:
+    result = run_cli(["chat", "--text"], stdin=f"{line}\n", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"You said: {line}"
+
+
 def test_a_users_agent_directory_and_its_env(run_cli: RunCli, tmp_path: Path) -> None:
     agent = tmp_path / "shop_agent"
     agent.mkdir()
@@ -98,6 +105,17 @@ def test_model_rejected_is_one_line(run_cli: RunCli) -> None:
     assert len(lines) == 1
     assert "gemini-1.0-pro" in lines[0]
     assert "--model" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["nonsense", "foo-live"])
+def test_a_name_that_is_not_a_model_is_one_line(run_cli: RunCli, name: str) -> None:
+    result = run_cli(["chat", "--text", "--model", name], stdin="hello\n")
+    assert result.returncode == 7, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("adkvoice:")]
+    assert lines == [lines[-1]], result.stderr
+    assert f"--model {name!r} is not a model ADK can run" in lines[0]
+    assert "gemini-3.8-live" in lines[0]
     assert "Traceback" not in result.stderr
 
 

@@ -420,3 +420,22 @@ async def test_new_run_live_replays_history(monkeypatch: pytest.MonkeyPatch, mod
     replayed = emu.stats.setup_log[1]
     assert replayed.initial_history_in_client_content
     assert emu.stats.turns_answered == 2
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_a_replayed_unanswered_question_is_answered(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    """A history that ends with the user is answered (3.x after ADK's "." nudge); a "."
+    the user types afterwards is theirs, answered like any other text."""
+    async with running_emulator(monkeypatch) as emu:
+        sessions = InMemorySessionService()
+        session = await sessions.create_session(app_name="emulator-tests", user_id="u")
+        question = types.Content(role="user", parts=[types.Part(text="are you there")])
+        await sessions.append_event(session, Event(author="user", content=question))
+        runner = make_runner(model, sessions=sessions)
+        async with LiveRun(runner, config("TEXT", model=model), session_id=session.id) as run:
+            await run.wait_for(said("You said: are you there"))
+            run.send_text(".")
+            await run.wait_for(said("You said: ."))
+    assert emu.stats.user_texts == ["are you there", "."]

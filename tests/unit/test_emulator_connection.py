@@ -143,13 +143,32 @@ async def test_initial_history_phase(model: str, answers: bool) -> None:
     assert [t.text for t in h.session.conversation.history].count(".") == 0
 
 
-async def test_nudge_without_pending_user_turn_does_nothing() -> None:
+async def test_a_dot_after_a_history_that_ends_with_the_model_is_the_users() -> None:
+    # ADK nudges only a history that ends with the user; this "." was typed.
     h = Harness(text_setup(MODEL_3, initial_history_in_client_content=True))
     await h.send(p.ClientContent((p.Turn("user", "a"), p.Turn("model", "b")), turn_complete=False))
     await h.send(p.RealtimeInput(text="."))
-    await h.idle()
-    assert h.transport.frames == []
-    assert len(h.session.conversation.history) == 2
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.transport.texts() == "You said: ."
+
+
+async def test_only_the_message_right_after_the_history_is_the_nudge() -> None:
+    h = Harness(text_setup(MODEL_3, initial_history_in_client_content=True))
+    await h.send(p.ClientContent((p.Turn("user", "hi"),), turn_complete=True))
+    await h.send(p.RealtimeInput(text="."))  # the nudge: answers "hi"
+    await h.until(lambda: h.stats.turns_answered == 1)
+    await h.send(p.RealtimeInput(text="."))  # the user's own "."
+    await h.until(lambda: h.stats.turns_answered == 2)
+    assert h.stats.user_texts == ["hi", "."]
+
+
+@pytest.mark.parametrize("model", [MODEL_2, MODEL_3])
+@pytest.mark.parametrize("text", ["?", "😀", "...", ".", " "])
+async def test_text_without_word_characters_is_answered(model: str, text: str) -> None:
+    h = Harness(text_setup(model))
+    await h.send(p.RealtimeInput(text=text))
+    await h.until(lambda: h.stats.turns_answered == 1)
+    assert h.transport.texts() == f"You said: {text}"
 
 
 async def test_activity_signals_need_manual_detection() -> None:

@@ -5,6 +5,7 @@ import ssl
 import pytest
 from google.genai import errors as genai_errors
 
+from adkvoice.agents.loading import LoadedAgent, live_model_of
 from adkvoice.backends.embedded import translate_exception
 from adkvoice.errors import BackendError, ConnectionLostError, ModelRejectedError
 from adkvoice.wire.close_codes import describe_close
@@ -62,3 +63,22 @@ def test_network_failures() -> None:
 def test_describe_close_without_a_code() -> None:
     assert describe_close(None, "bye") == "bye"
     assert describe_close(4000) == "unexpected close (close code 4000)"
+
+
+@pytest.mark.parametrize("name", ["nonsense", "foo-live", "models/gemini-3.8-live"])
+def test_a_model_adk_cannot_run_is_rejected_in_one_line(name: str) -> None:
+    from google.adk.agents import Agent
+
+    own = LoadedAgent(app_name="a", agent=Agent(name="a", model=name), app=None, source="a")
+    for loaded, flag, what in ((own, None, "the agent's model"), (own, name, "--model")):
+        with pytest.raises(ModelRejectedError) as caught:
+            live_model_of(loaded, flag)
+        line = str(caught.value)
+        assert line.startswith(f"{what} {name!r} is not a model ADK can run; ")
+        assert "gemini-3.8-live," in line
+        assert "\n" not in line
+        assert caught.value.exit_code == 7
+    fine = LoadedAgent(app_name="a", agent=Agent(name="a", model="gemini-3.8-live"), app=None,
+                       source="a")  # fmt: skip
+    assert live_model_of(fine) == "gemini-3.8-live"
+    assert live_model_of(fine, "gemini-9.0-live") == "gemini-9.0-live"  # a future name

@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "events": 0,
     "tasks": 0,
     "live_models": 0,
+    "redaction": 0,
     "wire": 1,
     "audio": 1,
     "store": 1,

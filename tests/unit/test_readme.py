@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from adkvoice import errors
 from adkvoice.emulator import parse_rules
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -22,3 +23,15 @@ def test_readme_names_the_two_setup_commands() -> None:
     assert "scripts/test" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "scripts/test" in ci
+
+
+def test_the_exit_code_table_lists_every_error_a_command_ends_with() -> None:
+    table = re.search(r"## Exit codes\n(.*?)\n## ", README.read_text(), flags=re.DOTALL)
+    assert table is not None
+    listed = set(re.findall(r"^\| (\d+) \|", table.group(1), flags=re.MULTILINE))
+    ending = (
+        errors.ConfigError, errors.AgentLoadError, errors.AudioDeviceError,
+        errors.BackendError, errors.ConnectionLostError, errors.ModelRejectedError,
+        errors.TurnTimeoutError, errors.EmulatorError, errors.StoreError,
+    )  # fmt: skip
+    assert {str(error.exit_code) for error in ending} <= listed

@@ -10,7 +10,14 @@ import pytest
 from adkvoice.errors import ConfigError
 from adkvoice.server import ServeOptions, is_loopback
 from adkvoice.server.limits import ErrorTally, TokenBucket
-from adkvoice.server.security import RedactTokens, origin_ok, redact, token_ok
+from adkvoice.server.security import (
+    RedactTokens,
+    cross_site_refusal,
+    host_ok,
+    origin_ok,
+    redact,
+    token_ok,
+)
 from adkvoice.server.ws import close_reason
 
 
@@ -59,6 +66,73 @@ def test_origin(
     origin: str | None, host: str, scheme: str, allowed: tuple[str, ...], ok: bool
 ) -> None:
     assert origin_ok(origin, host_header=host, scheme=scheme, allowed=allowed) is ok
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "allowed", "ok"),
+    [
+        ("127.0.0.1:8000", None, (), True),
+        ("localhost:8000", None, (), True),
+        ("LOCALHOST", None, (), True),
+        ("app.localhost:8000", None, (), True),  # browsers resolve *.localhost to loopback
+        ("[::1]:8000", None, (), True),
+        ("127.9.9.9", None, (), True),
+        ("rebind.example:8000", None, (), False),  # DNS rebinding
+        ("localhost.rebind.example", None, (), False),
+        ("127.0.0.1.rebind.example", None, (), False),
+        ("", None, (), False),
+        (None, None, (), False),
+        ("rebind.example", "t", (), True),  # the token guards
+        ("voice.example.com", None, ("voice.example.com",), True),
+        ("VOICE.example.com:443", None, ("voice.example.com",), True),
+        ("other.example.com", "t", ("voice.example.com",), False),  # the list narrows it
+        ("anything", None, ("*",), True),
+        ("192.168.1.5:8000", None, (), False),
+    ],
+)
+def test_host(host: str | None, token: str | None, allowed: tuple[str, ...], ok: bool) -> None:
+    assert host_ok(host, token=token, bind_host="127.0.0.1", allowed_hosts=allowed) is ok
+
+
+def test_the_address_served_on_is_a_name_the_server_answers_to() -> None:
+    assert host_ok("10.1.2.3:80", token=None, bind_host="10.1.2.3", allowed_hosts=("x",))
+    assert host_ok("[fe80::1]:80", token=None, bind_host="[fe80::1]", allowed_hosts=("x",))
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({}, None),  # terminals and scripts
+        ({"sec-fetch-site": "same-origin"}, None),
+        ({"sec-fetch-site": "none"}, None),  # typed into the address bar
+        ({"sec-fetch-site": "cross-site"}, "other sites"),  # <img>, no-cors fetch, a link
+        ({"sec-fetch-site": "same-site"}, "other sites"),  # another port of localhost
+        ({"origin": "http://evil.example", "host": "127.0.0.1:8000"}, "origin"),
+        ({"origin": "http://127.0.0.1:8000", "host": "127.0.0.1:8000"}, None),
+        (
+            {
+                "origin": "https://app.example.com",
+                "host": "127.0.0.1:8000",
+                "sec-fetch-site": "cross-site",
+            },
+            None,  # listed with --allow-origin
+        ),
+    ],
+)
+def test_cross_site(headers: dict[str, str], refused: str | None) -> None:
+    got = cross_site_refusal(headers, scheme="http", allowed_origins=("https://app.example.com",))
+    if refused is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert refused in got
+
+
+@pytest.mark.parametrize("name", ["http://x.example", "x.example:8000", "a b", ""])
+def test_allow_host_takes_a_bare_name(name: str) -> None:
+    with pytest.raises(ConfigError, match="--allow-host"):
+        ServeOptions(allowed_hosts=(name,)).validate()
+    ServeOptions(allowed_hosts=("x.example", "::1", "*")).validate()
 
 
 def test_redaction() -> None:

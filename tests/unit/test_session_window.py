@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
 from google.adk.events.event import Event
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from google.adk.sessions.session import Session
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
+from adkvoice.errors import StoreError
 from adkvoice.store.session_window import SessionWindow
 
 
@@ -29,3 +34,22 @@ async def test_the_runs_session_is_trimmed_and_the_store_keeps_everything(tmp_pa
     assert [s.id for s in listed.sessions] == ["s"]
     await window.delete_session(app_name="a", user_id="u", session_id="s")
     assert await window.get_session(app_name="a", user_id="u", session_id="s") is None
+
+
+class FullDisk(InMemorySessionService):
+    async def append_event(self, session: Session, event: Event) -> Event:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_failed_append_is_one_line_and_its_owner_hears_of_it() -> None:
+    heard: list[Exception] = []
+    window = SessionWindow(FullDisk(), label="/data/sessions.db", on_write_error=heard.append)
+    session = await window.create_session(app_name="a", user_id="u", session_id="s")
+    content = types.Content(role="user", parts=[types.Part(text="hello")])
+    with pytest.raises(StoreError) as caught:
+        await window.append_event(session, Event(author="user", content=content))
+    assert str(caught.value) == (
+        "cannot write the conversation store /data/sessions.db: database or disk is full; "
+        "pass --sessions memory or free some space"
+    )
+    assert heard == [caught.value]

@@ -1,5 +1,7 @@
 """Session stores from --sessions values, and summaries of real ADK sessions."""
 
+import errno
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -8,14 +10,16 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
-from adkvoice.errors import ConfigError
+from adkvoice.errors import ConfigError, StoreError
 from adkvoice.store.sessions import (
     default_store_path,
     latest_session_id,
     list_summaries,
     open_store,
     redact,
+    store_failure,
 )
+from tests.read_only import read_only
 
 
 def test_store_specs(tmp_path: Path) -> None:
@@ -29,6 +33,46 @@ def test_store_specs(tmp_path: Path) -> None:
     assert (tmp_path / "a").is_dir()
     url_store = open_store(f"sqlite:///{tmp_path}/b.db")
     assert url_store.label == f"{tmp_path}/b.db"
+
+
+def test_a_store_under_a_regular_file_is_one_line_with_its_own_exit_code(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "adkvoice" / "sessions.db"
+    with pytest.raises(StoreError) as caught:
+        open_store(str(path))
+    assert caught.value.exit_code == 11
+    assert str(caught.value) == (
+        f"cannot write the conversation store {path}: not a directory; "
+        "pass --sessions memory or fix the permissions"
+    )
+
+
+async def test_a_read_only_store_is_refused_for_writing_but_can_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "sessions.db"
+    store = open_store(str(path))
+    await store.service.create_session(app_name="a", user_id="u", session_id="s")
+    with read_only(path.parent, path):
+        with pytest.raises(StoreError) as caught:
+            open_store(str(path))
+        assert str(caught.value).startswith(f"cannot write the conversation store {path}: ")
+        reader = open_store(str(path), write=False)
+        listed = await reader.service.list_sessions(app_name="a", user_id="u")
+    assert [s.id for s in listed.sessions] == ["s"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["sessions.db"]  # no leftovers
+
+
+def test_store_failures_say_what_to_do() -> None:
+    full = store_failure("/d/s.db", sqlite3.OperationalError("database or disk is full"))
+    assert str(full) == (
+        "cannot write the conversation store /d/s.db: database or disk is full; "
+        "pass --sessions memory or free some space"
+    )
+    no_space = store_failure("/d/s.db", OSError(errno.ENOSPC, "No space left on device"))
+    assert no_space is not None
+    assert "no space left on device; pass --sessions memory or free some space" in str(no_space)
+    assert store_failure("/d/s.db", ValueError("a bug")) is None
 
 
 def test_unsupported_store_is_one_clear_line() -> None:
