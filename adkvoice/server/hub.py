@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("adkvoice.server")
 
 GOING_AWAY = "the server is shutting down; reconnect to continue"
+REPLACED = "replaced by a newer connection to this session"
+PARTNER_CLOSED = "the newer connection to this session closed"
 TAKEOVER_WAIT_S = 5.0
 
 
@@ -26,10 +28,18 @@ class LiveSession(Protocol):
 
     session_id: str
     idle: asyncio.Event
+    # Replaced by a newer connection, it stays open and quiet instead of closing: the
+    # seeds protocol, whose sample page keeps its first socket when it opens a second.
+    stays_open_when_replaced: bool
 
     def request_close(self, code: int, reason: str) -> None: ...
 
+    def request_quiet(self) -> None: ...
+
     def notify(self, message: str) -> None: ...
+
+    async def wait_released(self) -> None:
+        """Until its conversation is let go (its `run_live` closed)."""
 
     async def wait_done(self) -> None: ...
 
@@ -45,6 +55,9 @@ class Hub:
         self.options = options
         self.session_service = session_service
         self.sessions: dict[str, LiveSession] = {}
+        # Replaced seeds connections kept open and quiet: one per session id at most,
+        # closed with the connection that replaced them.
+        self.quiet: dict[str, LiveSession] = {}
         self.sse_streams = 0
         self._sse_idle = asyncio.Event()
         self._sse_idle.set()
@@ -89,20 +102,42 @@ class Hub:
 
     # WebSocket sessions ------------------------------------------------------------------
     async def register(self, session: LiveSession) -> None:
-        """Make `session` the one live connection of its id; an older one is closed first,
-        so two `run_live`s never write one conversation at once."""
-        old = self.sessions.get(session.session_id)
-        self.sessions[session.session_id] = session
-        if old is not None and old is not session:
-            log.info("session %s: a new connection replaces the old one", session.session_id)
-            old.request_close(1000, "replaced by a newer connection to this session")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TAKEOVER_WAIT_S):
-                    await old.wait_done()
+        """Make `session` the one live connection of its id. The older one lets its
+        conversation go first, so two `run_live`s never write one conversation at once.
+
+        It is closed (1000), except on the seeds protocol: the sample's page opens a
+        second socket with the same id on Start Audio, keeps the first, and reconnects 5 s
+        after any close, so closing the first made its audio connection flap for ever.
+        There the older socket stays open and quiet (nothing is sent on it; a message on it
+        closes it, saying why) until the newer one closes."""
+        key = session.session_id
+        old = self.sessions.get(key)
+        self.sessions[key] = session
+        if old is None or old is session:
+            return
+        if old.stays_open_when_replaced:
+            log.info("session %s: a newer connection takes over; the older stays quiet", key)
+            stale = self.quiet.pop(key, None)
+            if stale is not None:
+                stale.request_close(1000, REPLACED)
+            self.quiet[key] = old
+            old.request_quiet()
+        else:
+            log.info("session %s: a new connection replaces the old one", key)
+            old.request_close(1000, REPLACED)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TAKEOVER_WAIT_S):
+                await old.wait_released()
 
     def unregister(self, session: LiveSession) -> None:
-        if self.sessions.get(session.session_id) is session:
-            del self.sessions[session.session_id]
+        key = session.session_id
+        if self.sessions.get(key) is session:
+            del self.sessions[key]
+            partner = self.quiet.pop(key, None)
+            if partner is not None:
+                partner.request_close(1000, PARTNER_CLOSED)
+        elif self.quiet.get(key) is session:
+            del self.quiet[key]
 
     # SSE streams -------------------------------------------------------------------------
     def sse_started(self) -> None:
@@ -134,7 +169,7 @@ class Hub:
                 await self._quiet()
         except TimeoutError:
             log.warning("drain timeout: closing turns that are still running")
-        sessions = list(self.sessions.values())
+        sessions = [*self.sessions.values(), *self.quiet.values()]
         for session in sessions:
             session.request_close(1001, GOING_AWAY)
         if sessions:

@@ -19,6 +19,10 @@ connection only:
 - bad token, Origin, session id or is_audio, or a session option (`voice`, `language`,
   `vad_silence_ms`, `vad_sensitivity`, `barge_in`, `proactive`, `affective`, `thinking`)
   that is malformed or that the agent's model rejects: close 1008 with the reason;
+- a newer connection with the same session id takes the conversation over: an older
+  adkvoice.v1 connection is closed (1000); an older seeds one stays open and quiet until
+  the newer one closes (the sample's page keeps its first socket when Start Audio opens a
+  second, and reconnects 5 s after any close), and a message on it closes it (1000);
 - too many sessions: close 1013; server shutting down: close 1001 after the turn;
 - the agent fails (model connection lost): error frame (extension) and close 1011;
   reconnecting with the same id continues the conversation.
@@ -57,7 +61,7 @@ from adkvoice.events import (
     UserText,
 )
 from adkvoice.live_options import LiveOptions, from_query
-from adkvoice.server.hub import Hub
+from adkvoice.server.hub import REPLACED, Hub
 from adkvoice.server.limits import ErrorTally, TokenBucket
 from adkvoice.server.security import cross_site_refusal, host_name, host_ok, token_ok
 from adkvoice.wire.adkvoice_v1 import (
@@ -92,6 +96,11 @@ _FALSE = {"false", "0", "no", "off", ""}
 class CloseRequest(NamedTuple):
     code: int
     reason: str
+
+
+# Not a close: let the conversation go and keep the socket open and quiet (see
+# `Hub.register`).
+GO_QUIET = CloseRequest(0, "quiet")
 
 
 def close_reason(text: str) -> str:
@@ -206,6 +215,8 @@ class WsSession:
             asyncio.get_running_loop().create_future()
         )
         self._done = asyncio.Event()
+        self._released = asyncio.Event()  # the backend is closed
+        self.stays_open_when_replaced = not extended
         self._closed = False
         self._ended = False
         self._bucket = TokenBucket(rate=opts.audio_bytes_per_s, capacity=opts.audio_burst_bytes)
@@ -229,6 +240,13 @@ class WsSession:
         if self.extended:
             self._spawn(self._send_events([Notice(message=message, level="warning")]))
 
+    def request_quiet(self) -> None:
+        if not self._close_requested.done():
+            self._close_requested.set_result(GO_QUIET)
+
+    async def wait_released(self) -> None:
+        await self._released.wait()
+
     async def wait_done(self) -> None:
         await self._done.wait()
 
@@ -248,6 +266,7 @@ class WsSession:
                 task.cancel()
             self.hub.unregister(self)
             self.idle.set()
+            self._released.set()
             self._done.set()
             summary = f"; client errors: {self._tally.summary()}" if self._tally.total else ""
             log.info("session %s closed%s", self.session_id, summary)
@@ -278,6 +297,7 @@ class WsSession:
             log.error("session %s: the agent could not start: %s", self.session_id, exc)
             await self._close(1011, "the agent could not start")
             return
+        request: CloseRequest | None = None
         try:
             if self.extended:
                 resumed, awaiting_reply = await self.hub.history_state(self.session_id)
@@ -300,10 +320,43 @@ class WsSession:
                     task.cancel()
                 await asyncio.wait([pump, receive])
             request = self._outcome(pump, receive)
-            if request is not None:
+            if request is not None and request is not GO_QUIET:
                 await self._close(request.code, request.reason)
         finally:
             await backend.close()
+            self._released.set()
+        if request is GO_QUIET:
+            await self._stay_quiet()
+
+    async def _stay_quiet(self) -> None:
+        """Replaced by a newer connection of the same id, whose conversation this was:
+        nothing more is sent here. The socket stays open until its client closes it, the
+        hub closes it (the newer connection closed, shutdown), or a message arrives on it:
+        its client still uses it, so it is closed saying why rather than the message lost."""
+        self._close_requested = asyncio.get_running_loop().create_future()
+        receive = asyncio.create_task(self._first_message(), name="ws-quiet")
+        waits: list[asyncio.Future[Any]] = [receive, self._close_requested]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            receive.cancel()
+        if self._close_requested.done():
+            request = self._close_requested.result()
+            if request is not None:
+                await self._close(request.code, request.reason)
+        elif not receive.cancelled() and receive.result():
+            await self._close(1000, REPLACED)
+
+    async def _first_message(self) -> bool:
+        """True when a message arrives; False when the client goes away."""
+        try:
+            message = await self.ws.receive()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            message = {"type": "websocket.disconnect"}
+        if message["type"] == "websocket.disconnect":
+            self._closed = True
+            return False
+        return True
 
     def _outcome(
         self, pump: asyncio.Task[CloseRequest | None], receive: asyncio.Task[CloseRequest | None]

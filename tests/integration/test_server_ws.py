@@ -141,14 +141,55 @@ async def test_reconnect_with_same_session_keeps_history(monkeypatch: pytest.Mon
 
 
 async def test_new_connection_takes_over_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with serving(monkeypatch) as served, client(served.ws("same")) as first:
-        await seed_turn(first, "my name is Ada")
-        async with client(served.ws("same")) as second:
+    """adkvoice.v1: the older connection is closed, saying why."""
+    async with serving(monkeypatch) as served, client(served.ws("same"), extended=True) as first:
+        await ext_turn(first, "my name is Ada")
+        async with client(served.ws("same"), extended=True) as second:
             code, reason = await expect_close(first)
             assert code == 1000
             assert "replaced" in reason
+            await second.recv()  # hello
+            frames = await ext_turn(second, "what did I say?")
+            final = [f for f in json_frames(frames) if f.get("partial") is False]
+            assert final[-1]["text"] == "Before that you said: my name is Ada"
+
+
+async def test_a_replaced_seeds_socket_stays_open_and_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The seeds sample's page opens a second socket with the same id on Start Audio and
+    keeps the first; it reconnects 5 s after any close. The older socket stays open and
+    quiet while the newer one carries the conversation, so nothing flaps."""
+    async with serving(monkeypatch) as served, client(served.ws("page")) as first:
+        await seed_turn(first, "my name is Ada")
+        async with client(served.ws("page", audio=True)) as second:
             frames = await seed_turn(second, "what did I say?")
             assert seed_text(frames) == "Before that you said: my name is Ada"
+            assert seed_audio(frames)  # the newer socket speaks
+            # The older one is still open, and was sent nothing.
+            await asyncio.wait_for(await first.ping(), timeout=5)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(first.recv(), timeout=0.5)
+            assert served.server.hub.active == 1
+        # The newer one closed: the older one goes with it.
+        code, reason = await expect_close(first)
+        assert (code, reason) == (1000, "the newer connection to this session closed")
+
+
+async def test_a_message_on_a_quiet_socket_closes_it_saying_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with (
+        serving(monkeypatch) as served,
+        client(served.ws("two")) as first,
+        client(served.ws("two")) as second,
+    ):
+        await seed_turn(second, "hello from the newer")
+        await first.send(json.dumps({"mime_type": "text/plain", "data": "am I still here?"}))
+        code, reason = await expect_close(first)
+        assert (code, reason) == (1000, "replaced by a newer connection to this session")
+        assert seed_text(await seed_turn(second, "and again")) == "You said: and again"
+    assert "am I still here?" not in served.emulator.stats.user_texts
 
 
 async def test_extension_end_closes_after_the_turn(monkeypatch: pytest.MonkeyPatch) -> None:
