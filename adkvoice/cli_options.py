@@ -6,7 +6,9 @@ what it accepts. No asyncio and no ADK imports, so `--help` stays fast.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -79,6 +81,35 @@ TokenOpt = Annotated[
         "--token",
         envvar="ADKVOICE_TOKEN",
         help="The token a remote server (--url) asks for.",
+        show_default=False,
+    ),
+]
+HeaderOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        "-H",
+        help="A header for the remote server (--url), as 'Name: value' (repeatable), for "
+        "servers behind auth, e.g. -H 'X-Serverless-Authorization: Bearer …'. Header "
+        "values are never printed.",
+        show_default=False,
+    ),
+]
+AllowOriginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-origin",
+        help="A browser origin allowed besides the server's own (repeatable; * for any).",
+        show_default=False,
+    ),
+]
+AllowHostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-host",
+        help="A host name the server answers to besides loopback ones, e.g. the name a "
+        "reverse proxy passes on (repeatable; * for any). Without --token only loopback "
+        "names are answered, which stops DNS-rebinding sites; with it, any name is.",
         show_default=False,
     ),
 ]
@@ -257,12 +288,36 @@ def parse_compression(value: str) -> int | None:
         raise  # not reached: fail exits
 
 
+# Headers the WebSocket handshake and HTTP itself own; a `--header` may not set them.
+_RESERVED_HEADERS = {"host", "connection", "upgrade", "content-length", "transfer-encoding"}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def parse_headers(given: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`--header 'Name: value'` flags, checked: one clear line (exit 2) for a bad one.
+    The message never quotes a value: it may be a credential."""
+    headers: list[tuple[str, str]] = []
+    for item in given:
+        name, colon, value = item.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not _HEADER_NAME.match(name) or not value:
+            fail(f"--header needs the form 'Name: value' (got a header named {name[:40]!r})", 2)
+        if "\r" in value or "\n" in value:
+            fail(f"--header {name}: a value cannot hold a line break", 2)
+        lowered = name.lower()
+        if lowered in _RESERVED_HEADERS or lowered.startswith("sec-websocket-"):
+            fail(f"--header {name}: set by the connection itself; it cannot be given", 2)
+        headers.append((name, value))
+    return tuple(headers)
+
+
 def connect_settings(
     *,
     agent: Path | None,
     url: str | None,
     token: str | None,
     backend: BackendOption,
+    headers: list[str] | None = None,
     model: str | None,
     text: bool,
     user_id: str,
@@ -276,9 +331,12 @@ def connect_settings(
     from adkvoice.config import ConnectSettings, register_settings_secrets
     from adkvoice.live_options import LiveOptions
 
-    register_settings_secrets(token=token, url=url, sessions=sessions)
+    parsed_headers = parse_headers(headers or ())
+    register_settings_secrets(token=token, url=url, sessions=sessions, headers=parsed_headers)
     context_compression = parse_compression(compression)
 
+    if parsed_headers and url is None:
+        fail("--header is for a remote server: give --url too", 2)
     if url is not None:
         if agent is not None:
             fail("give an agent directory or --url, not both", 2)
@@ -291,6 +349,7 @@ def connect_settings(
         agent_path=agent,
         url=url,
         token=token,
+        headers=parsed_headers,
         backend=backend.value,
         model=model,
         text_replies=text,

@@ -24,6 +24,7 @@ class ConnectSettings:
     agent_path: Path | None = None
     url: str | None = None  # a remote agent: ws://…/ws/ID or ws://…/run_live?app_name=…
     token: str | None = None  # for a remote agent
+    headers: tuple[tuple[str, str], ...] = ()  # `--header`s for a remote agent, in order
     backend: BackendChoice = "auto"
     model: str | None = None
     text_replies: bool = False
@@ -139,10 +140,17 @@ def register_env_secrets(env: Mapping[str, str]) -> None:
 
 
 def register_settings_secrets(
-    *, token: str | None = None, url: str | None = None, sessions: str | None = None
+    *,
+    token: str | None = None,
+    url: str | None = None,
+    sessions: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> None:
-    """Hide the secrets flags carry: a token, a `--url` password, a `--sessions` password."""
+    """Hide the secrets flags carry: a token, `--header` values, a `--url` password, a
+    `--sessions` password."""
     register_secret(token)
+    for _name, value in headers:
+        register_secret(value)
     register_url_password(url)
     register_url_password(sessions)
 

@@ -35,8 +35,16 @@ def with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def auth_headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
+Headers = tuple[tuple[str, str], ...]  # extra request headers (`--header`), in order
+
+
+def auth_headers(token: str | None, headers: Headers = ()) -> dict[str, str]:
+    """What a remote server is sent to let us in: `--header`s, and the token as a bearer
+    `Authorization` unless a `--header` already sets one."""
+    sent = dict(headers)
+    if token and not any(name.lower() == "authorization" for name in sent):
+        sent["Authorization"] = f"Bearer {token}"
+    return sent
 
 
 class Endpoint(Protocol):
@@ -109,7 +117,13 @@ class RunLiveEndpoint:
     )
 
     def __init__(
-        self, url: str, *, modality: Modality, token: str | None, live: LiveOptions | None = None
+        self,
+        url: str,
+        *,
+        modality: Modality,
+        token: str | None,
+        headers: Headers = (),
+        live: LiveOptions | None = None,
     ) -> None:
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         if not query.get("app_name"):
@@ -136,6 +150,7 @@ class RunLiveEndpoint:
         self._modality = modality
         self._speech_as_text = False
         self._token = token
+        self._headers = headers
         self._app = query["app_name"]
         self._user = query.get("user_id") or "user"
         self.session_id = query.get("session_id") or new_session_id()
@@ -178,7 +193,7 @@ class RunLiveEndpoint:
         path = f"/apps/{self._app}/users/{self._user}/sessions"
         try:
             async with httpx.AsyncClient(
-                base_url=base, headers=auth_headers(self._token), timeout=10
+                base_url=base, headers=auth_headers(self._token, self._headers), timeout=10
             ) as http:
                 found = await http.get(f"{path}/{self.session_id}")
                 if found.status_code == 200:
@@ -195,7 +210,12 @@ class RunLiveEndpoint:
 
 
 def endpoint_for(
-    url: str, *, modality: Modality, token: str | None = None, live: LiveOptions | None = None
+    url: str,
+    *,
+    modality: Modality,
+    token: str | None = None,
+    headers: Headers = (),
+    live: LiveOptions | None = None,
 ) -> Endpoint:
     """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/ID` the
     seeds' protocol."""
@@ -204,7 +224,7 @@ def endpoint_for(
         # Quoted back without its password (ws://user:password@host is allowed).
         raise ConfigError(f"--url must start with ws:// or wss://, not {redact(url)!r}")
     if parts.path.rstrip("/").endswith("/run_live"):
-        return RunLiveEndpoint(url, modality=modality, token=token, live=live)
+        return RunLiveEndpoint(url, modality=modality, token=token, headers=headers, live=live)
     if "/ws/" not in parts.path:
         raise ConfigError(
             "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve) or "

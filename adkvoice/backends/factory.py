@@ -119,7 +119,11 @@ async def open_backend(
         from adkvoice.backends.remote import remote_backend
 
         remote = remote_backend(
-            connect.url, modality=modality, token=connect.token, live=connect.live
+            connect.url,
+            modality=modality,
+            token=connect.token,
+            headers=connect.headers,
+            live=connect.live,
         )
         if manual_activity and not remote.capabilities.push_to_talk:
             raise ConfigError(

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from adkvoice.backends.base import Capabilities
-from adkvoice.backends.endpoints import Endpoint, auth_headers, endpoint_for
+from adkvoice.backends.endpoints import Endpoint, Headers, auth_headers, endpoint_for
 from adkvoice.backends.outbox import Outbox
 from adkvoice.backends.recovery import (
     MAX_HELD_AUDIO_BYTES,
@@ -74,11 +74,13 @@ class RemoteBackend:
         endpoint: Endpoint,
         *,
         token: str | None = None,
+        headers: Headers = (),
         backoff: Backoff | None = None,
         resend_after_s: float = RESEND_AFTER_S,
     ) -> None:
         self.endpoint = endpoint
         self._token = token
+        self._headers = headers
         self._backoff = backoff or Backoff()
         self._resend_after_s = resend_after_s
         self._ws: ClientConnection | None = None
@@ -107,7 +109,7 @@ class RemoteBackend:
             ws = await connect(
                 self.endpoint.connect_url(),
                 subprotocols=self.endpoint.subprotocols(),
-                additional_headers=auth_headers(self._token),
+                additional_headers=auth_headers(self._token, self._headers),
                 open_timeout=10,
                 max_size=8 * 1024 * 1024,
             )
@@ -115,7 +117,7 @@ class RemoteBackend:
             status = exc.response.status_code
             if status in (401, 403):
                 raise ConfigError(
-                    f"{url} refused the token (HTTP {status}): check --token"
+                    f"{url} refused the credentials (HTTP {status}): check --token or --header"
                 ) from None
             raise BackendError(f"{url} refused the WebSocket (HTTP {status})") from None
         except InvalidHandshake as exc:
@@ -325,7 +327,13 @@ class RemoteBackend:
 
 
 def remote_backend(
-    url: str, *, modality: Modality, token: str | None = None, live: LiveOptions | None = None
+    url: str,
+    *,
+    modality: Modality,
+    token: str | None = None,
+    headers: Headers = (),
+    live: LiveOptions | None = None,
 ) -> RemoteBackend:
     """The backend for a `--url` (see `endpoints.endpoint_for` for the URL rules)."""
-    return RemoteBackend(endpoint_for(url, modality=modality, token=token, live=live), token=token)
+    endpoint = endpoint_for(url, modality=modality, token=token, headers=headers, live=live)
+    return RemoteBackend(endpoint, token=token, headers=headers)

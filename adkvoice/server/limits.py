@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from adkvoice.server.options import ServeOptions
+from adkvoice.wire.base import ErrorCode
 
 
 @dataclass
@@ -67,3 +71,50 @@ class ErrorTally:
 
     def summary(self) -> str:
         return ", ".join(f"{code} x{n}" for code, n in sorted(self.counts.items()))
+
+
+class Refusal(NamedTuple):
+    code: ErrorCode
+    message: str
+
+
+class InputRates:
+    """The audio and typed-turn rate limits of one session, whichever route carries it
+    (the WebSocket, or POST /send for an /events stream). Each refusal is counted in the
+    tally and logged once; telling the peer is the route's business."""
+
+    def __init__(self, options: ServeOptions, tally: ErrorTally) -> None:
+        self._options = options
+        self._tally = tally
+        self._audio = TokenBucket(
+            rate=options.audio_bytes_per_s, capacity=options.audio_burst_bytes
+        )
+        # Typed turns: a client that waits for each answer is never limited (the bucket
+        # refills at every answer); one that floods gets the burst, then the rate.
+        self._turns = TokenBucket(
+            rate=options.text_turns_per_minute / 60, capacity=float(options.text_turn_burst)
+        )
+
+    def answered(self) -> None:
+        self._turns.refill()
+
+    def text_turn(self, now: float) -> Refusal | None:
+        if self._turns.take(1, now):
+            return None
+        self._tally.record("text_rate_exceeded", "typed turns arrive faster than allowed")
+        per_minute = f"{self._options.text_turns_per_minute:g}"
+        return Refusal(
+            "text_rate_exceeded",
+            f"too many messages: at most {per_minute} a minute; this one was dropped. "
+            "Wait a moment and send it again",
+        )
+
+    def audio(self, size: int, now: float) -> Refusal | None:
+        if self._audio.take(size, now):
+            return None
+        self._tally.record("audio_rate_exceeded", "audio arrives faster than real time")
+        return Refusal(
+            "audio_rate_exceeded",
+            "audio is arriving faster than real time; the excess was dropped. "
+            "Send 16 kHz audio as it is captured",
+        )

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, NamedTuple
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -62,7 +62,7 @@ from adkvoice.events import (
 )
 from adkvoice.live_options import LiveOptions, from_query
 from adkvoice.server.hub import REPLACED, Hub
-from adkvoice.server.limits import ErrorTally, TokenBucket
+from adkvoice.server.limits import ErrorTally, InputRates, Refusal
 from adkvoice.server.security import cross_site_refusal, host_name, host_ok, token_ok
 from adkvoice.wire.adkvoice_v1 import (
     SUBPROTOCOL,
@@ -101,6 +101,14 @@ class CloseRequest(NamedTuple):
 # Not a close: let the conversation go and keep the socket open and quiet (see
 # `Hub.register`).
 GO_QUIET = CloseRequest(0, "quiet")
+
+
+def audio_flag(query: Mapping[str, str]) -> bool | None:
+    """The `is_audio` query parameter (false when absent); None when it is not a flag."""
+    value = query.get("is_audio", "false").strip().lower()
+    if value in _TRUE:
+        return True
+    return False if value in _FALSE else None
 
 
 def close_reason(text: str) -> str:
@@ -165,8 +173,8 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
     if not SESSION_ID.match(session_id):
         await _refuse(ws, 1008, "session id: 1-128 letters, digits, . _ ~ or -", subprotocol)
         return
-    is_audio = query.get("is_audio", "false").strip().lower()
-    if is_audio not in _TRUE | _FALSE:
+    is_audio = audio_flag(query)
+    if is_audio is None:
         await _refuse(ws, 1008, "is_audio must be true or false", subprotocol)
         return
     try:
@@ -182,7 +190,7 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
         await _refuse(ws, 1013, "too many sessions on this server; try again later", subprotocol)
         return
     await ws.accept(subprotocol=subprotocol)
-    session = WsSession(ws, hub, session_id, audio=is_audio in _TRUE, extended=extended, live=live)
+    session = WsSession(ws, hub, session_id, audio=is_audio, extended=extended, live=live)
     await session.run()
 
 
@@ -219,13 +227,8 @@ class WsSession:
         self.stays_open_when_replaced = not extended
         self._closed = False
         self._ended = False
-        self._bucket = TokenBucket(rate=opts.audio_bytes_per_s, capacity=opts.audio_burst_bytes)
-        # Typed turns: a client that waits for each answer is never limited (the bucket
-        # refills at every AnswerComplete); one that floods gets the burst, then the rate.
-        self._turns = TokenBucket(
-            rate=opts.text_turns_per_minute / 60, capacity=float(opts.text_turn_burst)
-        )
         self._tally = ErrorTally(log, f"session {session_id}")
+        self._rates = InputRates(opts, self._tally)
         self._client_errors = 0
         self._encoder = SeedEncoder()
         self._send_lock = asyncio.Lock()
@@ -418,7 +421,7 @@ class WsSession:
             async for event in backend.events():
                 self.conversation.publish(event)
                 if isinstance(event, AnswerComplete):
-                    self._turns.refill()
+                    self._rates.answered()
                 if isinstance(event, ErrorEvent):
                     # ADK fills error messages with exception text: log it, send a summary.
                     self._tally.record("model_error", event.message)
@@ -500,17 +503,9 @@ class WsSession:
                 "text_too_long", f"the text has {len(text)} characters; the limit is {limit}"
             )
         now = time.monotonic()
-        if not self._turns.take(1, now):
-            self._tally.record("text_rate_exceeded", "typed turns arrive faster than allowed")
-            if self._tally.should_notify("text_rate_exceeded", now, NOTIFY_EVERY_S):
-                per_minute = f"{self._opts.text_turns_per_minute:g}"
-                await self._send(
-                    encode_error(
-                        "text_rate_exceeded",
-                        f"too many messages: at most {per_minute} a minute; this one was "
-                        "dropped. Wait a moment and send it again",
-                    )
-                )
+        refusal = self._rates.text_turn(now)
+        if refusal is not None:
+            await self._refused(refusal, now)
             return None
         self.conversation.publish(UserText(text=text))
         await backend.send_text(text)
@@ -520,18 +515,16 @@ class WsSession:
         if not pcm:
             return
         now = time.monotonic()
-        if not self._bucket.take(len(pcm), now):
-            self._tally.record("audio_rate_exceeded", "audio arrives faster than real time")
-            if self._tally.should_notify("audio_rate_exceeded", now, NOTIFY_EVERY_S):
-                await self._send(
-                    encode_error(
-                        "audio_rate_exceeded",
-                        "audio is arriving faster than real time; the excess was dropped. "
-                        "Send 16 kHz audio as it is captured",
-                    )
-                )
+        refusal = self._rates.audio(len(pcm), now)
+        if refusal is not None:
+            await self._refused(refusal, now)
             return
         await backend.send_audio(pcm)
+
+    async def _refused(self, refusal: Refusal, now: float) -> None:
+        """A message over a rate limit was dropped: say so at most once a second."""
+        if self._tally.should_notify(refusal.code, now, NOTIFY_EVERY_S):
+            await self._send(encode_error(refusal.code, refusal.message))
 
     async def _finish_after_turn(self) -> None:
         with contextlib.suppress(TimeoutError):

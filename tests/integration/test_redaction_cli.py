@@ -124,6 +124,21 @@ def test_serve_debug_and_chat_debug_never_print_the_token(
     assert "emulator" in chat.stdout.lower()  # the server took the token
     assert "Authorization: Bearer ***" in chat.stderr  # the client logged its header
     assert TOKEN not in chat.stdout + chat.stderr
+    # The token as a --header, next to a header only registration can hide.
+    other = "an-opaque-gateway-credential-7d1e"
+    chat = run_cli(
+        [
+            *("chat", "--text", "--url", url, "--debug"),
+            *("--header", f"Authorization: Bearer {TOKEN}"),
+            *("-H", f"X-Gateway-Credential: {other}"),
+        ],
+        stdin="hello\n",
+    )
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "emulator" in chat.stdout.lower()  # the server took the token from the header
+    assert "X-Gateway-Credential: ***" in chat.stderr  # sent, and logged masked
+    assert TOKEN not in chat.stdout + chat.stderr
+    assert other not in chat.stdout + chat.stderr
     # The query form, as browsers send it.
     with connect(f"{url}-query?is_audio=false&token={TOKEN}", open_timeout=10) as ws:
         ws.close()

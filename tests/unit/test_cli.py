@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from adkvoice import __version__
@@ -107,3 +108,39 @@ def test_bad_flag_value() -> None:
     result = runner.invoke(app, ["chat", "--backend", "mars"])
     assert result.exit_code == 2
     assert "mars" in result.stderr
+
+
+def test_header_flags_are_checked_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from adkvoice.cli_options import parse_headers
+
+    assert parse_headers(["X-Api-Key: abc def", "Authorization:Bearer t"]) == (
+        ("X-Api-Key", "abc def"),
+        ("Authorization", "Bearer t"),
+    )
+    for bad, said in [
+        ("no colon here", "form 'Name: value'"),
+        ("Bad Name: x", "form 'Name: value'"),
+        ("X-Empty:", "form 'Name: value'"),
+        ("Host: evil.example", "set by the connection itself"),
+        ("Sec-WebSocket-Protocol: x", "set by the connection itself"),
+    ]:
+        with pytest.raises(typer.Exit) as exited:
+            parse_headers([bad])
+        assert exited.value.exit_code == 2
+        assert said in capsys.readouterr().err
+
+
+def test_a_header_flag_names_its_credential_before_the_token() -> None:
+    from adkvoice.backends.endpoints import auth_headers
+
+    assert auth_headers("t") == {"Authorization": "Bearer t"}
+    assert auth_headers("t", (("X-Key", "k"),)) == {"X-Key": "k", "Authorization": "Bearer t"}
+    assert auth_headers("t", (("authorization", "Basic b"),)) == {"authorization": "Basic b"}
+
+
+def test_a_header_without_a_url_is_a_mistake() -> None:
+    result = CliRunner().invoke(app, ["chat", "--text", "-H", "X-Key: k"])
+    assert result.exit_code == 2
+    assert "--header is for a remote server: give --url too" in result.output
