@@ -40,6 +40,13 @@ def print_traceback() -> None:
     sys.stderr.write(redact(traceback.format_exc()))
 
 
+class ProtocolOption(StrEnum):
+    auto = "auto"
+    seeds = "seeds"
+    adkvoice_v1 = "adkvoice.v1"
+    run_live = "run_live"
+
+
 class BackendOption(StrEnum):
     auto = "auto"
     gemini = "gemini"
@@ -82,6 +89,18 @@ TokenOpt = Annotated[
         envvar="ADKVOICE_TOKEN",
         help="The token a remote server (--url) asks for.",
         show_default=False,
+    ),
+]
+ProtocolOpt = Annotated[
+    ProtocolOption,
+    typer.Option(
+        "--protocol",
+        help="The transport --url speaks: [b]auto[/] (from the URL: …/ws/ID is the ADK "
+        "streaming sample's protocol, upgraded to adkvoice.v1 when the server offers it; "
+        "…/run_live is ADK's api_server), or [b]seeds[/], [b]adkvoice.v1[/] (required), "
+        "[b]run_live[/] for a server on another path. The line 'connected to …' names the "
+        "one in use.",
+        case_sensitive=False,
     ),
 ]
 HeaderOpt = Annotated[
@@ -318,6 +337,7 @@ def connect_settings(
     token: str | None,
     backend: BackendOption,
     headers: list[str] | None = None,
+    protocol: ProtocolOption = ProtocolOption.auto,
     model: str | None,
     text: bool,
     user_id: str,
@@ -337,6 +357,8 @@ def connect_settings(
 
     if parsed_headers and url is None:
         fail("--header is for a remote server: give --url too", 2)
+    if protocol != ProtocolOption.auto and url is None:
+        fail("--protocol is for a remote server: give --url too", 2)
     if url is not None:
         if agent is not None:
             fail("give an agent directory or --url, not both", 2)
@@ -350,6 +372,7 @@ def connect_settings(
         url=url,
         token=token,
         headers=parsed_headers,
+        protocol=protocol.value,
         backend=backend.value,
         model=model,
         text_replies=text,

@@ -11,7 +11,7 @@ An endpoint knows one kind of server; `RemoteBackend` manages the connection for
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from websockets.typing import Subprotocol
@@ -72,13 +72,26 @@ class Endpoint(Protocol):
         ...
 
 
+# `--protocol`: which transport a `--url` speaks; "auto" follows from the URL.
+ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live"]
+
+
 class SeedsEndpoint:
-    """`ws://HOST/ws/SESSION_ID`: the seeds' protocol, or adkvoice.v1 if offered back."""
+    """`ws://HOST/ws/SESSION_ID`: the seeds' protocol, or adkvoice.v1 if offered back.
+    `protocol` "seeds" never offers the extension; "adkvoice.v1" requires it."""
 
     capabilities = Capabilities(push_to_talk=False, tool_events=False, user_transcripts=False)
 
-    def __init__(self, url: str, *, modality: Modality, live: LiveOptions | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        modality: Modality,
+        live: LiveOptions | None = None,
+        protocol: ProtocolChoice = "auto",
+    ) -> None:
         self.url = url
+        self._protocol = protocol
         self._is_audio = modality == "AUDIO"
         # adkvoice serve takes the session options as query parameters; the ADK sample
         # ignores what it does not know.
@@ -90,6 +103,8 @@ class SeedsEndpoint:
         )
 
     def subprotocols(self) -> list[Subprotocol] | None:
+        if self._protocol == "seeds":
+            return None
         return [Subprotocol(adkvoice_v1.SUBPROTOCOL)]
 
     async def prepare(self) -> None:
@@ -98,6 +113,11 @@ class SeedsEndpoint:
     def codec(self, subprotocol: str | None) -> ClientCodec:
         if subprotocol == adkvoice_v1.SUBPROTOCOL:
             return adkvoice_v1.V1ClientCodec(is_audio=self._is_audio)
+        if self._protocol == "adkvoice.v1":
+            raise ConfigError(
+                f"{redact(self.url)} does not speak adkvoice.v1 (it answered in the ADK "
+                "sample's protocol): drop --protocol, or use --protocol seeds"
+            )
         return seeds.SeedsClientCodec(is_audio=self._is_audio)
 
     def description(self, codec: ClientCodec) -> str:
@@ -216,6 +236,7 @@ def endpoint_for(
     token: str | None = None,
     headers: Headers = (),
     live: LiveOptions | None = None,
+    protocol: ProtocolChoice = "auto",
 ) -> Endpoint:
     """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/ID` the
     seeds' protocol."""
@@ -223,11 +244,14 @@ def endpoint_for(
     if parts.scheme not in ("ws", "wss"):
         # Quoted back without its password (ws://user:password@host is allowed).
         raise ConfigError(f"--url must start with ws:// or wss://, not {redact(url)!r}")
-    if parts.path.rstrip("/").endswith("/run_live"):
+    run_live = protocol == "run_live" or (
+        protocol == "auto" and parts.path.rstrip("/").endswith("/run_live")
+    )
+    if run_live:
         return RunLiveEndpoint(url, modality=modality, token=token, headers=headers, live=live)
-    if "/ws/" not in parts.path:
+    if protocol == "auto" and "/ws/" not in parts.path:
         raise ConfigError(
             "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve) or "
             "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server)"
         )
-    return SeedsEndpoint(url, modality=modality, live=live)
+    return SeedsEndpoint(url, modality=modality, live=live, protocol=protocol)

@@ -124,6 +124,7 @@ async def open_backend(
             token=connect.token,
             headers=connect.headers,
             live=connect.live,
+            protocol=connect.protocol,
         )
         if manual_activity and not remote.capabilities.push_to_talk:
             raise ConfigError(

@@ -20,7 +20,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from adkvoice.backends.base import Capabilities
-from adkvoice.backends.endpoints import Endpoint, Headers, auth_headers, endpoint_for
+from adkvoice.backends.endpoints import (
+    Endpoint,
+    Headers,
+    ProtocolChoice,
+    auth_headers,
+    endpoint_for,
+)
 from adkvoice.backends.outbox import Outbox
 from adkvoice.backends.recovery import (
     MAX_HELD_AUDIO_BYTES,
@@ -333,7 +339,10 @@ def remote_backend(
     token: str | None = None,
     headers: Headers = (),
     live: LiveOptions | None = None,
+    protocol: ProtocolChoice = "auto",
 ) -> RemoteBackend:
     """The backend for a `--url` (see `endpoints.endpoint_for` for the URL rules)."""
-    endpoint = endpoint_for(url, modality=modality, token=token, headers=headers, live=live)
+    endpoint = endpoint_for(
+        url, modality=modality, token=token, headers=headers, live=live, protocol=protocol
+    )
     return RemoteBackend(endpoint, token=token, headers=headers)

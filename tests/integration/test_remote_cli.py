@@ -103,6 +103,20 @@ def test_chat_over_serve_survives_a_server_restart(tmp_path: Path) -> None:
     assert "reconnect" in err
 
 
+def test_protocol_picks_the_samples_protocol_over_serve(tmp_path: Path, run_cli: RunCli) -> None:
+    """serve offers adkvoice.v1; --protocol seeds speaks the ADK sample's protocol anyway,
+    and the first line says which one is in use."""
+    port = _free_port()
+    with _serve(port, tmp_path / "sessions.db"):
+        url = f"ws://127.0.0.1:{port}/ws/plain"
+        result = run_cli(
+            ["chat", "--text", "--url", url, "--protocol", "seeds"], stdin="my name is Bob\n"
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "You said: my name is Bob"
+    assert f"connected to {url} · seeds protocol" in result.stderr
+
+
 def test_chat_url_to_a_server_that_is_not_there(run_cli: RunCli) -> None:
     result = run_cli(
         ["chat", "--text", "--url", f"ws://127.0.0.1:{_free_port()}/ws/x"], stdin="hi\n"

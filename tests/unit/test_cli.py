@@ -144,3 +144,9 @@ def test_a_header_without_a_url_is_a_mistake() -> None:
     result = CliRunner().invoke(app, ["chat", "--text", "-H", "X-Key: k"])
     assert result.exit_code == 2
     assert "--header is for a remote server: give --url too" in result.output
+
+
+def test_a_protocol_without_a_url_is_a_mistake() -> None:
+    result = CliRunner().invoke(app, ["chat", "--text", "--protocol", "seeds"])
+    assert result.exit_code == 2
+    assert "--protocol is for a remote server: give --url too" in result.output

@@ -53,3 +53,20 @@ def test_capabilities_are_known_before_connecting() -> None:
     live = remote_backend("ws://h:1/run_live?app_name=a", modality="AUDIO")
     assert not live.capabilities.push_to_talk  # ADK's run_live keeps the model's VAD on
     assert live.capabilities.tool_events
+
+
+def test_protocol_forces_the_transport() -> None:
+    """--protocol: the URL's path no longer decides (a server behind a path prefix)."""
+    proxied = remote_backend(
+        "wss://h/agents/voice/live?app_name=a", modality="TEXT", protocol="run_live"
+    )
+    assert isinstance(proxied.endpoint, RunLiveEndpoint)
+    plain = remote_backend("ws://h/voice/socket", modality="TEXT", protocol="seeds").endpoint
+    assert isinstance(plain, SeedsEndpoint)
+    assert plain.subprotocols() is None  # the extension is never offered
+    assert plain.codec(None).name == "seeds protocol"
+    offered = remote_backend("ws://h/ws/a", modality="TEXT", protocol="adkvoice.v1").endpoint
+    assert offered.subprotocols() == ["adkvoice.v1"]
+    assert offered.codec("adkvoice.v1").name == "adkvoice.v1"
+    with pytest.raises(ConfigError, match=r"does not speak adkvoice\.v1"):
+        offered.codec(None)  # the server answered in the sample's protocol
