@@ -15,6 +15,7 @@ from adkvoice.server.hub import Hub
 from adkvoice.server.middleware import SecurityMiddleware
 from adkvoice.server.options import ServeOptions
 from adkvoice.server.security import cross_site_refusal, token_ok
+from adkvoice.server.seeds_sse import events_endpoint, send_endpoint
 from adkvoice.server.sse import SseAgent, chat_stream
 from adkvoice.server.ws import websocket_endpoint
 
@@ -101,5 +102,17 @@ def create_app(loaded: LoadedAgent, options: ServeOptions) -> FastAPI:
         response_model=None,
     )
     app.add_api_websocket_route("/ws/{session_id}", websocket_endpoint)
+    # The seeds' SSE sample: its EventSource stream and the POSTs that feed it.
+    for path, endpoint, method in (
+        ("/events/{session_id}", events_endpoint, "GET"),
+        ("/send/{session_id}", send_endpoint, "POST"),
+    ):
+        app.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            dependencies=[Depends(require_access)],
+            response_model=None,
+        )
     app.mount("/static", StaticFiles(directory=static), name="static")
     return app

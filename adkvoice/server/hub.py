@@ -24,7 +24,8 @@ TAKEOVER_WAIT_S = 5.0
 
 
 class LiveSession(Protocol):
-    """What the hub needs from a WebSocket session (see ws.py)."""
+    """What the hub needs from a live session: a WebSocket (ws.py) or an /events stream
+    (seeds_sse.py)."""
 
     session_id: str
     idle: asyncio.Event

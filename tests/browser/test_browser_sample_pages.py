@@ -6,6 +6,7 @@ serve's origin; it is written from the sample's documented behaviour."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,89 @@ async def test_the_sample_pages_two_sockets_do_not_flap(monkeypatch: pytest.Monk
     assert log["completes"] == 2
     assert "".join(log["texts"]).endswith("Before that you said: my name is Ada")
     assert log["audioFrames"] > 0  # the newer, audio socket carried the second answer
+
+
+# The SSE version of the sample: an EventSource on /events/ID, a fetch POST to /send/ID
+# for each message and each 0.2 s of microphone audio; Start Audio closes the EventSource
+# and opens another with is_audio=true; on any error it closes and reconnects after 5 s.
+SSE_SAMPLE_PAGE = """async () => {
+  const sessionId = "4343";
+  const log = { opened: 0, errors: [], texts: [], audioFrames: 0, completes: 0, failedPosts: [] };
+  let eventSource = null;
+  let isAudio = false;
+  function connectSSE() {
+    eventSource = new EventSource(`http://${location.host}/events/${sessionId}?is_audio=${isAudio}`);
+    eventSource.onopen = () => { log.opened += 1; };
+    eventSource.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.turn_complete) { log.completes += 1; return; }
+      if (message.mime_type === "audio/pcm") log.audioFrames += 1;
+      if (message.mime_type === "text/plain") log.texts.push(message.data);
+    };
+    eventSource.onerror = () => {
+      log.errors.push(`error on is_audio=${isAudio}`);
+      eventSource.close();
+      setTimeout(connectSSE, 5000);
+    };
+  }
+  async function sendMessage(message) {
+    try {
+      const response = await fetch(`http://${location.host}/send/${sessionId}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(message),
+      });
+      if (!response.ok) log.failedPosts.push(`${response.status} ${await response.text()}`);
+    } catch (error) {
+      log.failedPosts.push(String(error));
+    }
+  }
+  const until = async (check) => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  connectSSE();
+  await until(() => log.opened === 1);
+  await sendMessage({ mime_type: "text/plain", data: "my name is Ada" });
+  await until(() => log.completes === 1);
+  isAudio = true;  // Start Audio: close the stream, reopen it in audio mode
+  eventSource.close();
+  connectSSE();
+  await until(() => log.opened === 2);
+  const silence = btoa(String.fromCharCode(...new Uint8Array(6400)));  // 0.2 s at 16 kHz
+  for (let i = 0; i < 3; i++) {
+    await sendMessage({ mime_type: "audio/pcm", data: silence });
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await sendMessage({ mime_type: "text/plain", data: "what did I say?" });
+  await until(() => log.completes === 2);
+  await new Promise((r) => setTimeout(r, 1000));  // an error would show by now
+  eventSource.close();
+  return log;
+}"""
+
+
+async def test_the_sse_sample_page_talks_and_switches_to_audio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        async with hosting(monkeypatch) as host, chromium() as browser:
+            page = await browser.new_page()
+            page.set_default_timeout(STEP_MS)
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+
+            def on_console(msg: Any) -> None:
+                # Chromium asks for /favicon.ico, which serve does not have.
+                if msg.type == "error" and not msg.location["url"].endswith("/favicon.ico"):
+                    problems.append(f"{msg.text} ({msg.location['url']})")
+
+            page.on("console", on_console)
+            await page.goto(f"{host.server.url}/healthz")  # serve's origin, no script of ours
+            log = await page.evaluate(SSE_SAMPLE_PAGE)
+    assert log["errors"] == []  # no stream failed, so the page never reconnected
+    assert log["failedPosts"] == []
+    assert problems == []
+    assert log["opened"] == 2
+    assert log["completes"] == 2
+    assert "".join(log["texts"]).endswith("Before that you said: my name is Ada")
+    assert log["audioFrames"] > 0  # the audio stream carried the second answer

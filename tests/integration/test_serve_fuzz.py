@@ -74,7 +74,10 @@ class Tally:
 
 # ----------------------------------------------------------------------------- inputs
 
-ROUTES = ["/", "/healthz", "/readyz", "/chat/stream", "/static/app.js", "/ws/x", "/nope", "/%"]
+ROUTES = [
+    *("/", "/healthz", "/readyz", "/chat/stream", "/static/app.js", "/ws/x", "/nope", "/%"),
+    *("/events/fz", "/events/%E2%80%AE", "/send/fz", "/send/good", "/send/" + "a" * 200),
+]
 METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD", "TRACE", "BREW"]
 
 
