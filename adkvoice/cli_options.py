@@ -45,6 +45,7 @@ class ProtocolOption(StrEnum):
     seeds = "seeds"
     adkvoice_v1 = "adkvoice.v1"
     run_live = "run_live"
+    bidi = "bidi"
 
 
 class BackendOption(StrEnum):
@@ -78,7 +79,7 @@ UrlOpt = Annotated[
     str | None,
     typer.Option(
         "--url",
-        help="Talk to a remote agent instead: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, or any server speaking the ADK streaming sample's protocol) or ws://HOST:PORT/run_live?app_name=AGENT (adk api_server / adk web).",
+        help="Talk to a remote agent instead: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, or any server speaking the ADK streaming sample's protocol), ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo) or ws://HOST:PORT/run_live?app_name=AGENT (adk api_server / adk web).",
         show_default=False,
     ),
 ]
@@ -97,9 +98,9 @@ ProtocolOpt = Annotated[
         "--protocol",
         help="The transport --url speaks: [b]auto[/] (from the URL: …/ws/ID is the ADK "
         "streaming sample's protocol, upgraded to adkvoice.v1 when the server offers it; "
-        "…/run_live is ADK's api_server), or [b]seeds[/], [b]adkvoice.v1[/] (required), "
-        "[b]run_live[/] for a server on another path. The line 'connected to …' names the "
-        "one in use.",
+        "…/ws/USER/SESSION is ADK's bidi-demo; …/run_live is ADK's api_server), or "
+        "[b]seeds[/], [b]adkvoice.v1[/] (required), [b]run_live[/], [b]bidi[/] for a server "
+        "on another path. The line 'connected to …' names the one in use.",
         case_sensitive=False,
     ),
 ]

@@ -22,11 +22,11 @@ class ConnectSettings:
     or remote (`url`)."""
 
     agent_path: Path | None = None
-    url: str | None = None  # a remote agent: ws://…/ws/ID or ws://…/run_live?app_name=…
+    url: str | None = None  # a remote agent: ws://…/ws/ID, …/ws/USER/SESSION, …/run_live?…
     token: str | None = None  # for a remote agent
     headers: tuple[tuple[str, str], ...] = ()  # `--header`s for a remote agent, in order
     # `--protocol`: the remote agent's transport; "auto" follows from the URL.
-    protocol: Literal["auto", "seeds", "adkvoice.v1", "run_live"] = "auto"
+    protocol: Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi"] = "auto"
     backend: BackendChoice = "auto"
     model: str | None = None
     text_replies: bool = False

@@ -6,10 +6,12 @@ An endpoint knows one kind of server; `RemoteBackend` manages the connection for
   server selects it (binary audio, richer events).
 - `RunLiveEndpoint`: `adk api_server` / `adk web` at `/run_live?app_name=…`; the session
   is created over REST first.
+- `BidiDemoEndpoint`: ADK's bidi-demo sample at `/ws/USER_ID/SESSION_ID`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -22,7 +24,7 @@ from adkvoice.events import Modality
 from adkvoice.live_options import LiveOptions, to_query
 from adkvoice.redaction import redact
 from adkvoice.store.sessions import new_session_id
-from adkvoice.wire import adkvoice_v1, run_live, seeds
+from adkvoice.wire import adkvoice_v1, bidi_demo, run_live, seeds
 from adkvoice.wire.base import ClientCodec
 
 
@@ -71,9 +73,13 @@ class Endpoint(Protocol):
         then handles it, as `adkvoice serve` does)."""
         ...
 
+    def notices(self) -> list[str]:
+        """What the user should know up front about this transport (one line each)."""
+        ...
+
 
 # `--protocol`: which transport a `--url` speaks; "auto" follows from the URL.
-ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live"]
+ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi"]
 
 
 class SeedsEndpoint:
@@ -125,6 +131,9 @@ class SeedsEndpoint:
 
     def speak_instead_of_text(self) -> bool:
         return False
+
+    def notices(self) -> list[str]:
+        return []
 
 
 class RunLiveEndpoint:
@@ -200,6 +209,9 @@ class RunLiveEndpoint:
         self._speech_as_text = True
         return True
 
+    def notices(self) -> list[str]:
+        return []
+
     def _rest_base(self) -> str:
         parts = urlsplit(self.url)
         scheme = "https" if parts.scheme == "wss" else "http"
@@ -229,6 +241,83 @@ class RunLiveEndpoint:
             )
 
 
+# bidi-demo's route is /ws/{user_id}/{session_id}; a proxy may put a prefix before it.
+_BIDI_PATH = re.compile(r"/ws/([^/]+)/([^/]+)/?$")
+_LAST_TWO = re.compile(r"/([^/]+)/([^/]+)/?$")
+
+
+class BidiDemoEndpoint:
+    """`ws://HOST/ws/USER_ID/SESSION_ID` (ADK's bidi-demo sample, see `wire.bidi_demo`)."""
+
+    # The demo's protocol has no activity signals; it sends every ADK Event (tool calls,
+    # transcripts when its model speaks, usage).
+    capabilities = Capabilities(
+        push_to_talk=False, tool_events=True, user_transcripts=True, usage=True
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        modality: Modality,
+        live: LiveOptions | None = None,
+        any_path: bool = False,
+    ) -> None:
+        path = urlsplit(url).path
+        match = (_LAST_TWO if any_path else _BIDI_PATH).search(path)
+        if match is None:
+            raise ConfigError(
+                f"bidi-demo needs a URL ending in /ws/USER_ID/SESSION_ID, not {redact(url)!r}"
+            )
+        live = live or LiveOptions()
+        if replace(live, proactive=False, affective=False).asked:
+            raise ConfigError(
+                "bidi-demo takes only --proactive and --affective of the session options; "
+                "the server's agent sets its voice, language and detection"
+            )
+        self._live_query = {
+            name: "true"
+            for name, wanted in (
+                ("proactivity", live.proactive),
+                ("affective_dialog", live.affective),
+            )
+            if wanted
+        }
+        self.url = url
+        self.user_id, self.session_id = match.group(1), match.group(2)
+        # The server picks the modality from its model's name; a text client takes the
+        # transcript as the reply if the server speaks (a text server sends none).
+        self._text = modality == "TEXT"
+
+    def connect_url(self) -> str:
+        return with_query(self.url, **self._live_query)
+
+    def subprotocols(self) -> list[Subprotocol] | None:
+        return None
+
+    async def prepare(self) -> None:
+        return None  # the server creates the session on connect
+
+    def codec(self, subprotocol: str | None) -> ClientCodec:
+        return bidi_demo.BidiDemoClientCodec(speech_as_text=self._text)
+
+    def description(self, codec: ClientCodec) -> str:
+        return (
+            f"{redact(self.url)} · {codec.name} · user {self.user_id} · session {self.session_id}"
+        )
+
+    def speak_instead_of_text(self) -> bool:
+        return False  # the server, not the client, picks the modality
+
+    def notices(self) -> list[str]:
+        if not self._text:
+            return []
+        return [
+            "bidi-demo picks the reply modality by its model: a native-audio model answers in "
+            "audio only, and its transcript is shown as the text reply"
+        ]
+
+
 def endpoint_for(
     url: str,
     *,
@@ -238,8 +327,8 @@ def endpoint_for(
     live: LiveOptions | None = None,
     protocol: ProtocolChoice = "auto",
 ) -> Endpoint:
-    """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/ID` the
-    seeds' protocol."""
+    """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/USER/SESSION`
+    bidi-demo, `/ws/ID` the seeds' protocol."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         # Quoted back without its password (ws://user:password@host is allowed).
@@ -249,9 +338,12 @@ def endpoint_for(
     )
     if run_live:
         return RunLiveEndpoint(url, modality=modality, token=token, headers=headers, live=live)
+    if protocol == "bidi" or (protocol == "auto" and _BIDI_PATH.search(parts.path)):
+        return BidiDemoEndpoint(url, modality=modality, live=live, any_path=protocol == "bidi")
     if protocol == "auto" and "/ws/" not in parts.path:
         raise ConfigError(
-            "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve) or "
+            "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve), "
+            "ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo) or "
             "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server)"
         )
     return SeedsEndpoint(url, modality=modality, live=live, protocol=protocol)

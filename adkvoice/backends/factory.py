@@ -129,12 +129,14 @@ async def open_backend(
         if manual_activity and not remote.capabilities.push_to_talk:
             raise ConfigError(
                 "--push-to-talk needs activity signals, which remote servers do not take "
-                "(the seeds protocol and adkvoice.v1 carry none; ADK's /run_live keeps the "
-                "model's voice detection on): drop --push-to-talk with --url"
+                "(the seeds protocol, adkvoice.v1 and bidi-demo carry none; ADK's /run_live "
+                "keeps the model's voice detection on): drop --push-to-talk with --url"
             )
         await remote.start()
         try:
             _info(notify, f"connected to {remote.description}")
+            for line in remote.endpoint.notices():
+                _info(notify, line)
             yield remote
         finally:
             await remote.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
@@ -48,6 +49,7 @@ from adkvoice.events import (
 )
 from adkvoice.live_models import mentions_text_refusal
 from adkvoice.live_options import LiveOptions
+from adkvoice.redaction import redact
 from adkvoice.tasks import cancel_and_wait
 from adkvoice.wire.base import ClientCodec, Frame, Hello
 from adkvoice.wire.close_codes import describe_close
@@ -60,6 +62,11 @@ log = logging.getLogger(__name__)
 RESEND_AFTER_S = 3.0
 # Close codes after which reconnecting cannot help.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
+# A server that accepts the connection and drops it at once, before sending anything,
+# this many times in a row, is not going to start the agent (a bidi-demo server whose
+# model refuses the modality it asks for does this): stop instead of reconnecting forever.
+MAX_QUICK_DROPS = 3
+QUICK_DROP_S = 5.0
 
 
 @dataclass(eq=False, slots=True)
@@ -142,12 +149,24 @@ class RemoteBackend:
         self._task = asyncio.create_task(self._pump(), name="remote-pump")
 
     async def _pump(self) -> None:
+        quick_drops = 0
         try:
             while True:
                 assert self._ws is not None
-                code, reason = await self._receive_until_closed(self._ws)
+                opened_at = time.monotonic()
+                code, reason, heard = await self._receive_until_closed(self._ws)
                 if self._closing:
                     return
+                quick = not heard and time.monotonic() - opened_at < QUICK_DROP_S
+                quick_drops = quick_drops + 1 if quick else 0
+                if quick_drops >= MAX_QUICK_DROPS:
+                    why = describe_close(code if code is not None else 1006, reason)
+                    raise BackendError(
+                        f"{redact(self.endpoint.url)} dropped {quick_drops} connections in a "
+                        f"row before sending anything ({why}): its agent does not start. "
+                        "Check the server's log (a bidi-demo server does this when its model "
+                        "refuses the reply modality it asks for)"
+                    )
                 if mentions_text_refusal(reason) and self.endpoint.speak_instead_of_text():
                     # ADK's api_server passes the model's refusal on (close 1011).
                     self._outbox.notice(
@@ -177,10 +196,13 @@ class RemoteBackend:
         finally:
             self._outbox.end()
 
-    async def _receive_until_closed(self, ws: ClientConnection) -> tuple[int | None, str]:
+    async def _receive_until_closed(self, ws: ClientConnection) -> tuple[int | None, str, bool]:
+        """The close code and reason, and whether anything was received before it."""
         assert self._codec is not None
+        heard = False
         try:
             async for frame in ws:
+                heard = True
                 for item in self._codec.decode(frame):
                     if isinstance(item, Hello):
                         self._server_knows_the_turn(item.awaiting_reply)
@@ -188,7 +210,7 @@ class RemoteBackend:
                         self._deliver(item)
         except ConnectionClosed:
             pass
-        return ws.close_code, ws.close_reason or ""
+        return ws.close_code, ws.close_reason or "", heard
 
     def _deliver(self, event: Event) -> None:
         answered = self._ledger.observe(event)

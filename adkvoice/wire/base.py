@@ -1,6 +1,7 @@
 """What every wire codec shares: frames, the error a bad frame raises, base64, JSON.
 
-Codecs (`seeds`, `adkvoice_v1`, `chat_sse`, `run_live`) are pure: no asyncio, no sockets.
+Codecs (`seeds`, `adkvoice_v1`, `chat_sse`, `run_live`, `bidi_demo`) are pure: no asyncio, no
+sockets.
 Decoding bad input raises `FrameError` (a `ProtocolError`) with a message a user can act on
 and a machine-readable `code`; decoders never return None for bad input.
 """

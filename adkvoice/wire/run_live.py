@@ -62,15 +62,19 @@ class RunLiveClientCodec:
         return CLOSE
 
     def decode(self, frame: Frame) -> list[ServerItem]:
-        from google.adk.events.event import Event as AdkEvent
-        from pydantic import ValidationError
+        return decode_event(self._mapper, frame, sender=NAME)
 
-        if isinstance(frame, bytes | bytearray | memoryview):
-            raise FrameError("invalid_message", "adk run_live sends JSON text frames, not binary")
-        try:
-            adk_event = AdkEvent.model_validate_json(frame)
-        except ValidationError as exc:
-            raise FrameError(
-                "invalid_message", f"not an ADK Event: {exc.errors()[0]['msg']}"
-            ) from None
-        return list(self._mapper.map(adk_event))
+
+def decode_event(mapper: AdkEventMapper, frame: Frame, *, sender: str) -> list[ServerItem]:
+    """One text frame holding an ADK `Event` dumped to JSON, as adkvoice events. Shared by
+    every server that sends `event.model_dump_json(...)` as is (`sender` names it)."""
+    from google.adk.events.event import Event as AdkEvent
+    from pydantic import ValidationError
+
+    if isinstance(frame, bytes | bytearray | memoryview):
+        raise FrameError("invalid_message", f"{sender} sends JSON text frames, not binary")
+    try:
+        adk_event = AdkEvent.model_validate_json(frame)
+    except ValidationError as exc:
+        raise FrameError("invalid_message", f"not an ADK Event: {exc.errors()[0]['msg']}") from None
+    return list(mapper.map(adk_event))

@@ -10,6 +10,11 @@ on loopback. The four transports:
 - ``adkvoice.v1``: `adkvoice serve`, with the extension negotiated.
 - ``run_live``: ADK's own api server (`get_fast_api_app`, under uvicorn in this process),
   at ``/run_live``.
+- ``bidi``: a server doing what ADK's bidi-demo sample does
+  (`tests.integration.bidi_demo_server`), at ``/ws/USER_ID/SESSION_ID``. The demo picks the
+  reply modality from its model's name, so speech is asked of it with a native-audio model
+  (`NATIVE_AUDIO`), and text with a 3.x model, which the demo asks for text it refuses,
+  is skipped.
 """
 
 from __future__ import annotations
@@ -17,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-import uvicorn
 from google.adk.agents.base_agent import BaseAgent
 from google.adk.apps.app import App
 from google.adk.cli.fast_api import get_fast_api_app
@@ -33,22 +37,24 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from websockets.typing import Subprotocol
 
 from adkvoice import events as ev
+from adkvoice import live_models
 from adkvoice.backends.base import Backend
-from adkvoice.backends.endpoints import RunLiveEndpoint, SeedsEndpoint
+from adkvoice.backends.endpoints import BidiDemoEndpoint, Endpoint, RunLiveEndpoint, SeedsEndpoint
 from adkvoice.backends.factory import embedded_backend
 from adkvoice.backends.recovery import Backoff
 from adkvoice.backends.remote import RemoteBackend
 from adkvoice.emulator import Emulator
-from adkvoice.tasks import cancel_and_wait
+from tests.integration.bidi_demo_server import bidi_demo_server, free_socket, serving_asgi
 from tests.integration.emulator_support import MODEL_2X, running_emulator, utterance_16k
 from tests.integration.server_support import Clock, make_agent, serving
 
-Kind = Literal["embedded", "seeds", "adkvoice.v1", "run_live"]
-KINDS: tuple[Kind, ...] = ("embedded", "seeds", "adkvoice.v1", "run_live")
+Kind = Literal["embedded", "seeds", "adkvoice.v1", "run_live", "bidi"]
+KINDS: tuple[Kind, ...] = ("embedded", "seeds", "adkvoice.v1", "run_live", "bidi")
 Modality = Literal["TEXT", "AUDIO"]
 
 STEP_S = 10.0  # the longest any one step (a connection, an answer) may take
 QUIET_S = 0.4  # after an answer: a doubled AnswerComplete would arrive within this
+NATIVE_AUDIO = "gemini-2.5-flash-native-audio-latest"  # a model bidi-demo asks speech of
 APP = "servetest"  # make_agent's app name, also the /run_live app_name
 # Reconnects quickly, so a dropped connection costs the tests little time.
 FAST_BACKOFF = Backoff(first_s=0.05, max_s=0.2, attempts=8)
@@ -78,22 +84,12 @@ class OneAgentLoader(BaseAgentLoader):
         return [APP]
 
 
-class _QuietUvicorn(uvicorn.Server):
-    """uvicorn that leaves the test process's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @asynccontextmanager
 async def adk_api_server(agent: BaseAgent, agents_dir: Path) -> AsyncIterator[str]:
     """`adk api_server` for `agent`, on 127.0.0.1 at a free port; yields its ws:// base.
     `agents_dir` is an existing folder the server may keep files under (it keeps none:
     its sessions, artifacts and memory are in memory)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
+    with free_socket() as sock:
         async with _uvicorn_on(sock, agent, agents_dir) as url:
             yield url
 
@@ -114,26 +110,8 @@ async def _uvicorn_on(
         host="127.0.0.1",
         port=port,
     )
-    config = uvicorn.Config(
-        app, log_config=None, log_level="warning", lifespan="off", ws="websockets-sansio"
-    )
-    server = _QuietUvicorn(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="adk-api-server")
-    try:
-        async with asyncio.timeout(STEP_S):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise AssertionError("the ADK api server stopped while starting")
-                await asyncio.sleep(0.01)
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        try:
-            async with asyncio.timeout(STEP_S):
-                await task
-        except TimeoutError:
-            await cancel_and_wait(task)
+    async with serving_asgi(app, sock) as url:
+        yield url
 
 
 # -- a started backend of each kind --------------------------------------------------------
@@ -156,17 +134,30 @@ class Live:
 
 @asynccontextmanager
 async def _remote(kind: Kind, url: str, modality: Modality) -> AsyncIterator[RemoteBackend]:
-    endpoint: SeedsEndpoint | RunLiveEndpoint
+    endpoint: Endpoint
     if kind == "seeds":
         endpoint = PlainSeedsEndpoint(url, modality=modality)
     elif kind == "adkvoice.v1":
         endpoint = SeedsEndpoint(url, modality=modality)
+    elif kind == "bidi":
+        endpoint = BidiDemoEndpoint(url, modality=modality)
     else:
         endpoint = RunLiveEndpoint(url, modality=modality, token=None)
     backend = RemoteBackend(endpoint, backoff=FAST_BACKOFF, resend_after_s=1.0)
     async with asyncio.timeout(STEP_S):
         await backend.start()
     yield backend
+
+
+def bidi_demo_model(model: str, modality: Modality) -> str:
+    """The model a bidi-demo server runs for a test of `model` and `modality`: speech only
+    comes from a native-audio model; text from a 3.x model cannot come at all."""
+    if modality == "AUDIO":
+        return NATIVE_AUDIO
+    family = live_models.family_of(model)
+    if family is None or family.text_replies:
+        return model
+    pytest.skip(f"bidi-demo asks {model} for TEXT replies, which it refuses")
 
 
 @asynccontextmanager
@@ -186,9 +177,19 @@ async def _backend(
             async with _remote(kind, url, modality) as remote:
                 yield remote, srv.emulator, srv.clock
         return
+    if kind == "bidi":
+        model = bidi_demo_model(model, modality)
     async with running_emulator(monkeypatch, **emulator) as emu:
         clock = Clock()
         loaded = make_agent(model, clock)
+        if kind == "bidi":
+            assert loaded.agent is not None
+            async with (
+                bidi_demo_server(loaded.agent) as base,
+                _remote(kind, f"{base}/ws/u1/contract1", modality) as remote,
+            ):
+                yield remote, emu, clock
+            return
         if kind == "run_live":
             assert loaded.agent is not None
             async with adk_api_server(loaded.agent, tmp_path) as base:
