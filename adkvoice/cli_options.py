@@ -71,9 +71,22 @@ BackendOpt = Annotated[
         case_sensitive=False,
     ),
 ]
+
+
+def _model_name(value: str | None) -> str | None:
+    # The Gemini API's own docs write "models/gemini-…"; ADK resolves only the bare name.
+    return value.strip().removeprefix("models/") if value else value
+
+
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Override the agent's live model name.", show_default=False),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Override the agent's live model name.",
+        show_default=False,
+        callback=_model_name,
+    ),
 ]
 UrlOpt = Annotated[
     str | None,

@@ -72,6 +72,9 @@ def open_store(spec: str | None, *, write: bool = True) -> SessionStore:
             "sqlite:///path.db or postgresql://…"
         )
     path = default_store_path() if spec is None else Path(_sqlite_path(spec)).expanduser()
+    if not write and not path.exists():
+        # Nothing stored yet: reading must not create the file (nor fail where it cannot).
+        return SessionStore(InMemorySessionService(), str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if write:

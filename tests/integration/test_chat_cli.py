@@ -119,6 +119,13 @@ def test_a_name_that_is_not_a_model_is_one_line(run_cli: RunCli, name: str) -> N
     assert "Traceback" not in result.stderr
 
 
+def test_a_model_name_as_the_gemini_api_writes_it_is_taken(run_cli: RunCli) -> None:
+    result = run_cli(["chat", "--text", "--model", "models/gemini-3.8-live"], stdin="hello\n")
+    assert result.returncode == 0, result.stderr
+    assert "· gemini-3.8-live ·" in result.stderr
+    assert "emulator" in result.stdout.lower()
+
+
 def test_emulator_port_busy(run_cli: RunCli) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -75,6 +75,19 @@ def test_a_read_only_data_directory(run_cli: RunCli, tmp_path: Path) -> None:
         assert str(store) in _the_one_line(served.stderr)
 
 
+def test_listing_a_read_only_data_directory_with_no_store_yet(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Reading creates nothing: no conversations yet is an answer, not an error."""
+    data = tmp_path / "data"
+    (data / "adkvoice").mkdir(parents=True)
+    with read_only(data / "adkvoice"):
+        listed = run_cli(["sessions", "list"], env={"XDG_DATA_HOME": str(data)})
+    assert listed.returncode == 0, listed.stderr
+    assert "No conversations with" in listed.stdout
+    assert not (data / "adkvoice" / "sessions.db").exists()
+
+
 class DiskFillsUp(InMemorySessionService):
     """A store whose disk fills up once `full` is set."""
 
