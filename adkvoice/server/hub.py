@@ -8,12 +8,15 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Protocol
 
+from adkvoice.backends.factory import embedded_backend
 from adkvoice.server.options import ServeOptions
 
 if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
 
     from adkvoice.agents.loading import LoadedAgent
+    from adkvoice.backends.base import Backend
+    from adkvoice.live_options import LiveOptions
 
 log = logging.getLogger("adkvoice.server")
 
@@ -79,6 +82,23 @@ class Hub:
 
     def user_id(self, session_id: str) -> str:
         return self.options.user_id or session_id
+
+    def session_backend(self, session_id: str, *, audio: bool, live: LiveOptions) -> Backend:
+        """The embedded backend for one live session of any route, not started yet."""
+        opts = self.options
+        return embedded_backend(
+            self.loaded,
+            modality="AUDIO" if audio else "TEXT",
+            model=opts.model,
+            session_service=self.session_service,
+            store_label=opts.store_label,
+            handles_dir=opts.handles_dir,
+            user_id=self.user_id(session_id),
+            session_id=session_id,
+            endpoint_label=opts.endpoint_label,
+            context_compression=opts.context_compression,
+            live=live,
+        )
 
     async def history_state(self, session_id: str) -> tuple[bool, bool]:
         """Whether the conversation exists, and whether it ends with a user turn the agent

@@ -12,7 +12,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adkvoice.server.options import ServeOptions
-from adkvoice.server.security import host_name, host_ok
+from adkvoice.server.security import host_name
 
 log = logging.getLogger("adkvoice.server")
 
@@ -49,9 +49,8 @@ class SecurityMiddleware:
         self._refused_hosts: set[str] = set()  # names logged once each, not per request
 
     def host_allowed(self, scope: Scope) -> bool:
-        opts = self.options
         host = _header(scope, b"host")
-        if host_ok(host, token=opts.token, bind_host=opts.host, allowed_hosts=opts.allowed_hosts):
+        if self.options.answers_to(host):
             return True
         name = host_name(host)[:100]
         if name not in self._refused_hosts and len(self._refused_hosts) < 100:

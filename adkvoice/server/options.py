@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from adkvoice.errors import ConfigError
 from adkvoice.live_options import LiveOptions
-from adkvoice.server.security import is_loopback_name
+from adkvoice.server.security import host_ok, is_loopback_name
 
 if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
@@ -152,6 +152,12 @@ class ServeOptions:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.drain_timeout_s < 0:
             raise ConfigError("drain_timeout_s must not be negative")
+
+    def answers_to(self, host_header: str | None) -> bool:
+        """Whether a request naming `host_header` is for this server (`security.host_ok`)."""
+        return host_ok(
+            host_header, token=self.token, bind_host=self.host, allowed_hosts=self.allowed_hosts
+        )
 
     @property
     def level(self) -> int:

@@ -37,7 +37,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from adkvoice.backends.base import Backend
-from adkvoice.backends.factory import embedded_backend
 from adkvoice.conversation.core import Conversation
 from adkvoice.errors import AdkVoiceError, BackendError, ConfigError
 from adkvoice.events import AnswerComplete, ErrorEvent, UserText
@@ -180,20 +179,7 @@ class SseSession:
         self, headers: list[tuple[bytes, bytes]], scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Stream until the client goes, the agent stops or the hub asks."""
-        opts = self._opts
-        backend = embedded_backend(
-            self.hub.loaded,
-            modality="AUDIO" if self.audio else "TEXT",
-            model=opts.model,
-            session_service=self.hub.session_service,
-            store_label=opts.store_label,
-            handles_dir=opts.handles_dir,
-            user_id=self.hub.user_id(self.session_id),
-            session_id=self.session_id,
-            endpoint_label=opts.endpoint_label,
-            context_compression=opts.context_compression,
-            live=self.live,
-        )
+        backend = self.hub.session_backend(self.session_id, audio=self.audio, live=self.live)
         # Started before the response, so a failure is a status the client can see.
         try:
             await backend.start()

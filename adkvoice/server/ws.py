@@ -44,7 +44,6 @@ from typing import Any, NamedTuple
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from adkvoice.backends.base import Backend
-from adkvoice.backends.factory import embedded_backend
 from adkvoice.conversation.core import Conversation
 from adkvoice.errors import (
     AdkVoiceError,
@@ -63,7 +62,7 @@ from adkvoice.events import (
 from adkvoice.live_options import LiveOptions, from_query
 from adkvoice.server.hub import REPLACED, Hub
 from adkvoice.server.limits import ErrorTally, InputRates, Refusal
-from adkvoice.server.security import cross_site_refusal, host_name, host_ok, token_ok
+from adkvoice.server.security import cross_site_refusal, host_name, token_ok
 from adkvoice.wire.adkvoice_v1 import (
     SUBPROTOCOL,
     decode_client_frame,
@@ -150,12 +149,7 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
     subprotocol = SUBPROTOCOL if extended else None
     headers = {k.lower(): v for k, v in ws.headers.items()}
     query = dict(ws.query_params)
-    if not host_ok(
-        headers.get("host"),
-        token=options.token,
-        bind_host=options.host,
-        allowed_hosts=options.allowed_hosts,
-    ):
+    if not options.answers_to(headers.get("host")):
         log.warning("refused a WebSocket for host %r", host_name(headers.get("host"))[:100])
         await _refuse(ws, 1008, "this server does not answer to that host name", subprotocol)
         return
@@ -276,19 +270,7 @@ class WsSession:
 
     async def _run(self) -> None:
         opts = self._opts
-        backend = embedded_backend(
-            self.hub.loaded,
-            modality="AUDIO" if self.audio else "TEXT",
-            model=opts.model,
-            session_service=self.hub.session_service,
-            store_label=opts.store_label,
-            handles_dir=opts.handles_dir,
-            user_id=self.hub.user_id(self.session_id),
-            session_id=self.session_id,
-            endpoint_label=opts.endpoint_label,
-            context_compression=opts.context_compression,
-            live=self.live,
-        )
+        backend = self.hub.session_backend(self.session_id, audio=self.audio, live=self.live)
         try:
             await backend.start()
         except ConfigError as exc:
