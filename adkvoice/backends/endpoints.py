@@ -82,6 +82,22 @@ class Endpoint(Protocol):
 ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi"]
 
 
+def server_agent_query(
+    live: LiveOptions | None, *, server: str, proactive: str, affective: str
+) -> dict[str, str]:
+    """A server that builds its agent's RunConfig itself takes only proactive audio and
+    affective dialog, as query parameters named `proactive` and `affective`; asking it
+    for any other session option is one clear line."""
+    live = live or LiveOptions()
+    if replace(live, proactive=False, affective=False).asked:
+        raise ConfigError(
+            f"{server} takes only --proactive and --affective of the session options; "
+            "the server's agent sets its voice, language and detection"
+        )
+    wanted = ((proactive, live.proactive), (affective, live.affective))
+    return {name: "true" for name, asked in wanted if asked}
+
+
 class SeedsEndpoint:
     """`ws://HOST/ws/SESSION_ID`: the seeds' protocol, or adkvoice.v1 if offered back.
     `protocol` "seeds" never offers the extension; "adkvoice.v1" requires it."""
@@ -160,21 +176,12 @@ class RunLiveEndpoint:
                 "--url …/run_live needs ?app_name=<agent folder name> (user_id and "
                 "session_id are optional)"
             )
-        live = live or LiveOptions()
-        # ADK's /run_live takes these two; the server's agent decides the rest.
-        if replace(live, proactive=False, affective=False).asked:
-            raise ConfigError(
-                "ADK's /run_live takes only --proactive and --affective of the session "
-                "options; the server's agent sets its voice, language and detection"
-            )
-        self._live_query = {
-            name: "true"
-            for name, wanted in (
-                ("proactive_audio", live.proactive),
-                ("enable_affective_dialog", live.affective),
-            )
-            if wanted
-        }
+        self._live_query = server_agent_query(
+            live,
+            server="ADK's /run_live",
+            proactive="proactive_audio",
+            affective="enable_affective_dialog",
+        )
         self.url = url
         self._modality = modality
         self._speech_as_text = False
@@ -269,20 +276,9 @@ class BidiDemoEndpoint:
             raise ConfigError(
                 f"bidi-demo needs a URL ending in /ws/USER_ID/SESSION_ID, not {redact(url)!r}"
             )
-        live = live or LiveOptions()
-        if replace(live, proactive=False, affective=False).asked:
-            raise ConfigError(
-                "bidi-demo takes only --proactive and --affective of the session options; "
-                "the server's agent sets its voice, language and detection"
-            )
-        self._live_query = {
-            name: "true"
-            for name, wanted in (
-                ("proactivity", live.proactive),
-                ("affective_dialog", live.affective),
-            )
-            if wanted
-        }
+        self._live_query = server_agent_query(
+            live, server="bidi-demo", proactive="proactivity", affective="affective_dialog"
+        )
         self.url = url
         self.user_id, self.session_id = match.group(1), match.group(2)
         # The server picks the modality from its model's name; a text client takes the

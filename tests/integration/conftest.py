@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -49,3 +53,40 @@ def run_cli(tmp_path: Path) -> RunCli:
         )
 
     return run
+
+
+def read_exports(stream: IO[str]) -> dict[str, str]:
+    """The `export NAME=value` lines `adkvoice emulator` prints (bounded: 30 s)."""
+    exports: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while "SSL_CERT_FILE" not in exports and time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        match = re.match(r"\s*export (\w+)=(.*)$", line)
+        if match:
+            exports[match.group(1)] = match.group(2)
+    return exports
+
+
+@pytest.fixture
+def emulator_env() -> Iterator[dict[str, str]]:
+    """A standalone emulator, and the variables that point google-genai at it."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "adkvoice", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    ) as server:
+        try:
+            assert server.stdout is not None
+            exports = read_exports(server.stdout)
+            assert "SSL_CERT_FILE" in exports, "the emulator did not start"
+            yield exports
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=20)
+            finally:
+                server.kill()

@@ -6,18 +6,16 @@ Faults are triggered the way a user would, by typing the emulator's fault phrase
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
 
 import pytest
 
-from tests.integration.conftest import RunCli, clean_env
+from tests.integration.conftest import RunCli, clean_env, read_exports
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +124,7 @@ def test_standalone_emulator_serves_any_adk_app(run_cli: RunCli) -> None:
     ) as server:
         try:
             assert server.stdout is not None
-            exports = _read_exports(server.stdout)
+            exports = read_exports(server.stdout)
             assert set(exports) >= {"GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "SSL_CERT_FILE"}
             assert os.path.exists(exports["SSL_CERT_FILE"])
             result = run_cli(
@@ -141,16 +139,3 @@ def test_standalone_emulator_serves_any_adk_app(run_cli: RunCli) -> None:
             finally:
                 server.kill()
     assert server.returncode == 0
-
-
-def _read_exports(stream: IO[str]) -> dict[str, str]:
-    exports: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    while "SSL_CERT_FILE" not in exports and time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            break
-        match = re.match(r"\s*export (\w+)=(.*)$", line)
-        if match:
-            exports[match.group(1)] = match.group(2)
-    return exports

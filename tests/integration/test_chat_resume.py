@@ -6,41 +6,16 @@ survive the client being killed.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import RunCli, clean_env
-from tests.integration.test_chat_failures import _read_exports
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def emulator_env() -> Iterator[dict[str, str]]:
-    with subprocess.Popen(
-        [sys.executable, "-m", "adkvoice", "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean_env(),
-    ) as server:
-        try:
-            assert server.stdout is not None
-            exports = _read_exports(server.stdout)
-            assert "SSL_CERT_FILE" in exports, "the emulator did not start"
-            yield exports
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=10)
-            finally:
-                server.kill()
 
 
 def _wait_for_saved_handle(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.integration.conftest import RunCli, clean_env
-from tests.integration.test_chat_failures import _read_exports
 from tests.integration.test_remote_cli import _free_port, _wait_healthy
 
 pytestmark = pytest.mark.integration
@@ -34,25 +33,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=20)
     finally:
         proc.kill()
-
-
-@pytest.fixture
-def emulator_env() -> Iterator[dict[str, str]]:
-    """A standalone emulator, and the variables that point google-genai at it."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "adkvoice", "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean_env(),
-    ) as server:
-        try:
-            assert server.stdout is not None
-            exports = _read_exports(server.stdout)
-            assert "SSL_CERT_FILE" in exports, "the emulator did not start"
-            yield exports
-        finally:
-            _stop(server)
 
 
 @pytest.mark.parametrize(
