@@ -37,7 +37,7 @@ KEEP_EVENTS = 500
 
 class SessionWindow(BaseSessionService):
     """Delegates to `inner`; trims the live run's `Session.events` after each append.
-    `on_write_error` hears of each append that failed."""
+    `on_write_error` hears of each append the store could not write."""
 
     def __init__(
         self,
@@ -98,10 +98,12 @@ class SessionWindow(BaseSessionService):
             stored = await self.inner.append_event(session, event)
         except Exception as exc:
             failure = store_failure(self._label, exc)
-            if self._on_write_error is not None:
-                self._on_write_error(failure or exc)
             if failure is None:
+                # Not the store's disk (ADK's stale-session check, say): ADK's own flow
+                # raises it and a new run_live, which reloads the session, recovers.
                 raise
+            if self._on_write_error is not None:
+                self._on_write_error(failure)
             raise failure from exc
         excess = len(session.events) - self._keep
         if excess > 0:

@@ -53,3 +53,25 @@ async def test_a_failed_append_is_one_line_and_its_owner_hears_of_it() -> None:
         "pass --sessions memory or free some space"
     )
     assert heard == [caught.value]
+
+
+class StaleSession(InMemorySessionService):
+    async def append_event(self, session: Session, event: Event) -> Event:
+        from google.adk.errors._stale_session_error import StaleSessionError
+
+        raise StaleSessionError("the session object is older than the store's")
+
+
+async def test_an_append_refused_for_another_reason_is_left_to_adk() -> None:
+    """ADK's stale-session check is not a disk the user must fix: it propagates as it is
+    (ADK's flow ends that run_live and a new one reloads the session), and the owner is
+    not told to end the conversation."""
+    from google.adk.errors._stale_session_error import StaleSessionError
+
+    heard: list[Exception] = []
+    window = SessionWindow(StaleSession(), label="/data/sessions.db", on_write_error=heard.append)
+    session = await window.create_session(app_name="a", user_id="u", session_id="s")
+    content = types.Content(role="user", parts=[types.Part(text="hello")])
+    with pytest.raises(StaleSessionError):
+        await window.append_event(session, Event(author="user", content=content))
+    assert heard == []
