@@ -46,6 +46,8 @@ class ProtocolOption(StrEnum):
     adkvoice_v1 = "adkvoice.v1"
     run_live = "run_live"
     bidi = "bidi"
+    seeds_sse = "seeds-sse"
+    run_sse = "run_sse"
 
 
 class BackendOption(StrEnum):
@@ -92,7 +94,7 @@ UrlOpt = Annotated[
     str | None,
     typer.Option(
         "--url",
-        help="Talk to a remote agent instead: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, or any server speaking the ADK streaming sample's protocol), ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo) or ws://HOST:PORT/run_live?app_name=AGENT (adk api_server / adk web).",
+        help="Talk to a remote agent instead: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, or any server speaking the ADK streaming sample's protocol), ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo), ws://HOST:PORT/run_live?app_name=AGENT (adk api_server / adk web), http://HOST:PORT/events/SESSION_ID (the sample's SSE version, or adkvoice serve) or http://HOST:PORT/run_sse?app_name=AGENT (adk api_server, typed text only: chat --text).",
         show_default=False,
     ),
 ]
@@ -111,9 +113,11 @@ ProtocolOpt = Annotated[
         "--protocol",
         help="The transport --url speaks: [b]auto[/] (from the URL: …/ws/ID is the ADK "
         "streaming sample's protocol, upgraded to adkvoice.v1 when the server offers it; "
-        "…/ws/USER/SESSION is ADK's bidi-demo; …/run_live is ADK's api_server), or "
-        "[b]seeds[/], [b]adkvoice.v1[/] (required), [b]run_live[/], [b]bidi[/] for a server "
-        "on another path. The line 'connected to …' names the one in use.",
+        "…/ws/USER/SESSION is ADK's bidi-demo; …/run_live is ADK's api_server; "
+        "http…/events/ID is the sample's SSE version; http…/run_sse is ADK's text runs), or "
+        "[b]seeds[/], [b]adkvoice.v1[/] (required), [b]run_live[/], [b]bidi[/], "
+        "[b]seeds-sse[/], [b]run_sse[/] for a server on another path. The line "
+        "'connected to …' names the one in use.",
         case_sensitive=False,
     ),
 ]

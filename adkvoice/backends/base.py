@@ -18,6 +18,7 @@ class Capabilities:
     tool_events: bool  # tool calls and results are seen, not only their effect
     user_transcripts: bool  # what the model heard the user say
     usage: bool = False  # token counts
+    audio: bool = True  # speech both ways (else typed turns and text replies only)
 
 
 class Backend(Protocol):

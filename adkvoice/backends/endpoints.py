@@ -1,12 +1,15 @@
 """Where a `--url` points and how to talk there: the URL rules, the handshake, the codec.
 
-An endpoint knows one kind of server; `RemoteBackend` manages the connection for all.
+An endpoint knows one kind of server and opens its `channels.Channel`; `RemoteBackend`
+manages the connection for all.
 - `SeedsEndpoint`: `adkvoice serve` or any server speaking the ADK streaming sample's
   `/ws/{session_id}` protocol; it offers the adkvoice.v1 extension and uses it when the
   server selects it (binary audio, richer events).
 - `RunLiveEndpoint`: `adk api_server` / `adk web` at `/run_live?app_name=…`; the session
   is created over REST first.
 - `BidiDemoEndpoint`: ADK's bidi-demo sample at `/ws/USER_ID/SESSION_ID`.
+- `SeedsSseEndpoint`: the sample's SSE version at `http://…/events/SESSION_ID`.
+- `RunSseEndpoint`: `adk api_server`'s `/run_sse`, a text run per typed turn.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from websockets.typing import Subprotocol
 
 from adkvoice.backends.base import Capabilities
+from adkvoice.backends.channels import Channel, open_event_stream, open_run_sse, open_websocket
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError
 from adkvoice.events import Modality
 from adkvoice.live_options import LiveOptions, to_query
 from adkvoice.redaction import redact
 from adkvoice.store.sessions import new_session_id
-from adkvoice.wire import adkvoice_v1, bidi_demo, run_live, seeds
+from adkvoice.wire import adkvoice_v1, bidi_demo, run_live, run_sse, seeds
 from adkvoice.wire.base import ClientCodec
 
 
@@ -53,12 +57,12 @@ class Endpoint(Protocol):
     url: str  # as the user gave it; shown through `redact` (it may hold a password)
     capabilities: Capabilities
 
-    def connect_url(self) -> str: ...
-
-    def subprotocols(self) -> list[Subprotocol] | None: ...
-
     async def prepare(self) -> None:
         """Work before each connection attempt (creating the session over REST)."""
+        ...
+
+    async def open(self, headers: dict[str, str]) -> Channel:
+        """A connection to the server, sending `headers` (`auth_headers`)."""
         ...
 
     def codec(self, subprotocol: str | None) -> ClientCodec:
@@ -79,7 +83,7 @@ class Endpoint(Protocol):
 
 
 # `--protocol`: which transport a `--url` speaks; "auto" follows from the URL.
-ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi"]
+ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi", "seeds-sse", "run_sse"]
 
 
 def server_agent_query(
@@ -128,6 +132,11 @@ class SeedsEndpoint:
         if self._protocol == "seeds":
             return None
         return [Subprotocol(adkvoice_v1.SUBPROTOCOL)]
+
+    async def open(self, headers: dict[str, str]) -> Channel:
+        return await open_websocket(
+            self.url, self.connect_url(), subprotocols=self.subprotocols(), headers=headers
+        )
 
     async def prepare(self) -> None:
         return None
@@ -203,6 +212,11 @@ class RunLiveEndpoint:
     def subprotocols(self) -> list[Subprotocol] | None:
         return None
 
+    async def open(self, headers: dict[str, str]) -> Channel:
+        return await open_websocket(
+            self.url, self.connect_url(), subprotocols=None, headers=headers
+        )
+
     def codec(self, subprotocol: str | None) -> ClientCodec:
         return run_live.RunLiveClientCodec(speech_as_text=self._speech_as_text)
 
@@ -219,33 +233,50 @@ class RunLiveEndpoint:
     def notices(self) -> list[str]:
         return []
 
-    def _rest_base(self) -> str:
-        parts = urlsplit(self.url)
-        scheme = "https" if parts.scheme == "wss" else "http"
-        return f"{scheme}://{parts.netloc}"
-
     async def prepare(self) -> None:
-        """`adk api_server` needs the session to exist: create it unless it does."""
-        import httpx
+        await ensure_adk_session(
+            http_base(self.url),
+            app=self._app,
+            user=self._user,
+            session_id=self.session_id,
+            headers=auth_headers(self._token, self._headers),
+        )
 
-        base = self._rest_base()
-        path = f"/apps/{self._app}/users/{self._user}/sessions"
-        try:
-            async with httpx.AsyncClient(
-                base_url=base, headers=auth_headers(self._token, self._headers), timeout=10
-            ) as http:
-                found = await http.get(f"{path}/{self.session_id}")
-                if found.status_code == 200:
-                    return
-                created = await http.post(path, json={"session_id": self.session_id})
-        except httpx.HTTPError as exc:
-            raise ConnectionLostError(f"cannot reach {base}: {exc}") from None
-        if created.status_code == 404:
-            raise ConfigError(f"{base} has no agent named {self._app!r} (check app_name)")
-        if created.status_code >= 400:
-            raise BackendError(
-                f"{base} refused to create session {self.session_id} (HTTP {created.status_code})"
-            )
+
+def http_base(url: str) -> str:
+    """`scheme://host:port` of `url`, over HTTP(S) (a ws:// URL's REST side)."""
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme in ("wss", "https") else "http"
+    return f"{scheme}://{parts.netloc}"
+
+
+async def ensure_adk_session(
+    base: str, *, app: str, user: str, session_id: str, headers: dict[str, str]
+) -> None:
+    """`adk api_server` runs only sessions that exist: create this one unless it does."""
+    import httpx
+
+    path = f"/apps/{app}/users/{user}/sessions"
+    shown = redact(base)
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
+            found = await http.get(f"{path}/{session_id}")
+            if found.status_code == 200:
+                return
+            created = await http.post(path, json={"session_id": session_id})
+    except httpx.HTTPError as exc:
+        raise ConnectionLostError(f"cannot reach {shown}: {exc}") from None
+    if created.status_code in (401, 403):
+        raise ConfigError(
+            f"{shown} refused the credentials (HTTP {created.status_code}): check --token "
+            "or --header"
+        )
+    if created.status_code == 404:
+        raise ConfigError(f"{shown} has no agent named {app!r} (check app_name)")
+    if created.status_code >= 400:
+        raise BackendError(
+            f"{shown} refused to create session {session_id} (HTTP {created.status_code})"
+        )
 
 
 # bidi-demo's route is /ws/{user_id}/{session_id}; a proxy may put a prefix before it.
@@ -291,6 +322,11 @@ class BidiDemoEndpoint:
     def subprotocols(self) -> list[Subprotocol] | None:
         return None
 
+    async def open(self, headers: dict[str, str]) -> Channel:
+        return await open_websocket(
+            self.url, self.connect_url(), subprotocols=None, headers=headers
+        )
+
     async def prepare(self) -> None:
         return None  # the server creates the session on connect
 
@@ -314,6 +350,137 @@ class BidiDemoEndpoint:
         ]
 
 
+# The SSE sample's routes are /events/{id} and /send/{id}; a proxy may put a prefix before.
+_EVENTS_PATH = re.compile(r"^(.*)/events/([^/]+)/?$")
+
+
+class SeedsSseEndpoint:
+    """`http://HOST/events/SESSION_ID`: the seeds' SSE version (`adkvoice serve`, or the
+    sample itself): an event stream of the seeds' messages, and a POST to `/send/ID` for
+    each message up. `is_audio` is asked for as on the WebSocket."""
+
+    capabilities = Capabilities(push_to_talk=False, tool_events=False, user_transcripts=False)
+
+    def __init__(self, url: str, *, modality: Modality, live: LiveOptions | None = None) -> None:
+        parts = urlsplit(url)
+        match = _EVENTS_PATH.match(parts.path)
+        if match is None:
+            raise ConfigError(
+                f"the SSE sample's stream is at /events/SESSION_ID, not {redact(url)!r}"
+            )
+        self.url = url
+        self.session_id = match.group(2)
+        self._is_audio = modality == "AUDIO"
+        self._live_query = to_query(live or LiveOptions())
+        send_path = f"{match.group(1)}/send/{self.session_id}"
+        # The token, if the URL carries one, goes to both routes (a page cannot send headers).
+        token = parse_qs(parts.query).get("token")
+        query = urlencode({"token": token[-1]}) if token else ""
+        self._send_url = urlunsplit(parts._replace(path=send_path, query=query))
+
+    def events_url(self) -> str:
+        return with_query(
+            self.url, is_audio="true" if self._is_audio else "false", **self._live_query
+        )
+
+    async def prepare(self) -> None:
+        return None
+
+    async def open(self, headers: dict[str, str]) -> Channel:
+        return await open_event_stream(self.url, self.events_url(), self._send_url, headers=headers)
+
+    def codec(self, subprotocol: str | None) -> ClientCodec:
+        return seeds.SeedsClientCodec(is_audio=self._is_audio)
+
+    def description(self, codec: ClientCodec) -> str:
+        return f"{redact(self.url)} · ADK streaming sample over SSE"
+
+    def speak_instead_of_text(self) -> bool:
+        return False
+
+    def notices(self) -> list[str]:
+        return []
+
+
+class RunSseEndpoint:
+    """`http://HOST/run_sse?app_name=…` (`adk api_server`, `adk web`): one POST per typed
+    turn, its answer streamed back (see `wire.run_sse`). Text only."""
+
+    capabilities = Capabilities(
+        push_to_talk=False, tool_events=True, user_transcripts=False, usage=True, audio=False
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        modality: Modality,
+        token: str | None,
+        headers: Headers = (),
+        live: LiveOptions | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if not query.get("app_name"):
+            raise ConfigError(
+                "--url …/run_sse needs ?app_name=<agent folder name> (user_id and "
+                "session_id are optional)"
+            )
+        if modality != "TEXT":
+            raise ConfigError(
+                "ADK's /run_sse answers typed turns in text only: use `adkvoice chat --text`, "
+                "or …/run_live for speech"
+            )
+        if live is not None and live.asked:
+            raise ConfigError(
+                "ADK's /run_sse takes no live session options (voice, language, detection, "
+                "proactive, affective): drop them, or use …/run_live"
+            )
+        self.url = url
+        self._token = token
+        self._headers = headers
+        self._app = query["app_name"]
+        self._user = query.get("user_id") or "user"
+        self.session_id = query.get("session_id") or new_session_id()
+        self._run_url = urlunsplit(parts._replace(query=""))
+
+    async def prepare(self) -> None:
+        await ensure_adk_session(
+            http_base(self.url),
+            app=self._app,
+            user=self._user,
+            session_id=self.session_id,
+            headers=auth_headers(self._token, self._headers),
+        )
+
+    async def open(self, headers: dict[str, str]) -> Channel:
+        return await open_run_sse(self._run_url, headers=headers)
+
+    def codec(self, subprotocol: str | None) -> ClientCodec:
+        return run_sse.RunSseClientCodec(
+            app_name=self._app, user_id=self._user, session_id=self.session_id
+        )
+
+    def description(self, codec: ClientCodec) -> str:
+        return f"{redact(self.url)} · {codec.name} · session {self.session_id}"
+
+    def speak_instead_of_text(self) -> bool:
+        return False
+
+    def notices(self) -> list[str]:
+        return []
+
+
+_URL_FORMS = (
+    "ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, the ADK streaming sample), "
+    "ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo), "
+    "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server), "
+    "http://HOST:PORT/events/SESSION_ID (the sample's SSE version) or "
+    "http://HOST:PORT/run_sse?app_name=AGENT (adk api_server, text only)"
+)
+_OVER_HTTP = ("seeds-sse", "run_sse")
+
+
 def endpoint_for(
     url: str,
     *,
@@ -323,23 +490,32 @@ def endpoint_for(
     live: LiveOptions | None = None,
     protocol: ProtocolChoice = "auto",
 ) -> Endpoint:
-    """The endpoint a `--url` names: `/run_live` means ADK's api_server, `/ws/USER/SESSION`
-    bidi-demo, `/ws/ID` the seeds' protocol."""
+    """The endpoint a `--url` names (`_URL_FORMS`); `protocol` forces one."""
     parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if parts.scheme in ("http", "https"):
+        if protocol not in ("auto", *_OVER_HTTP):
+            raise ConfigError(
+                f"--protocol {protocol} is spoken over a WebSocket: give a ws:// or wss:// --url"
+            )
+        if protocol == "run_sse" or (protocol == "auto" and path.endswith("/run_sse")):
+            return RunSseEndpoint(url, modality=modality, token=token, headers=headers, live=live)
+        if protocol == "seeds-sse" or _EVENTS_PATH.match(parts.path):
+            return SeedsSseEndpoint(url, modality=modality, live=live)
+        raise ConfigError(f"an http:// --url must be one of {_URL_FORMS}")
     if parts.scheme not in ("ws", "wss"):
         # Quoted back without its password (ws://user:password@host is allowed).
-        raise ConfigError(f"--url must start with ws:// or wss://, not {redact(url)!r}")
-    run_live = protocol == "run_live" or (
-        protocol == "auto" and parts.path.rstrip("/").endswith("/run_live")
-    )
-    if run_live:
+        raise ConfigError(
+            f"--url must start with ws://, wss://, http:// or https://, not {redact(url)!r}"
+        )
+    if protocol in _OVER_HTTP:
+        raise ConfigError(
+            f"--protocol {protocol} is spoken over HTTP: give an http:// or https:// --url"
+        )
+    if protocol == "run_live" or (protocol == "auto" and path.endswith("/run_live")):
         return RunLiveEndpoint(url, modality=modality, token=token, headers=headers, live=live)
     if protocol == "bidi" or (protocol == "auto" and _BIDI_PATH.search(parts.path)):
         return BidiDemoEndpoint(url, modality=modality, live=live, any_path=protocol == "bidi")
     if protocol == "auto" and "/ws/" not in parts.path:
-        raise ConfigError(
-            "--url must name a session: ws://HOST:PORT/ws/SESSION_ID (adkvoice serve), "
-            "ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo) or "
-            "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server)"
-        )
+        raise ConfigError(f"--url must name a session: {_URL_FORMS}")
     return SeedsEndpoint(url, modality=modality, live=live, protocol=protocol)

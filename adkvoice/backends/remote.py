@@ -1,6 +1,7 @@
-"""The remote backend: an agent hosted elsewhere, reached over WebSocket.
+"""The remote backend: an agent hosted elsewhere, reached over a WebSocket or HTTP.
 
-One connection manager for every endpoint (`endpoints`) and codec (`adkvoice.wire`). The
+One connection manager for every endpoint (`endpoints`), channel (`channels`) and codec
+(`adkvoice.wire`). The
 turn state is the embedded backend's (`recovery.TurnLedger`): after an unexpected drop the
 manager reconnects with backoff and jitter to the same session id, says so with notices,
 holds what the user sends meanwhile (`SendHold`), and sends the turn in flight again only
@@ -17,10 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-
 from adkvoice.backends.base import Capabilities
+from adkvoice.backends.channels import Channel, ChannelClosed, ChannelRefused
 from adkvoice.backends.endpoints import (
     Endpoint,
     Headers,
@@ -96,7 +95,7 @@ class RemoteBackend:
         self._headers = headers
         self._backoff = backoff or Backoff()
         self._resend_after_s = resend_after_s
-        self._ws: ClientConnection | None = None
+        self._channel: Channel | None = None
         self._codec: ClientCodec | None = None
         self._outbox = Outbox()
         self._task: asyncio.Task[None] | None = None
@@ -104,6 +103,7 @@ class RemoteBackend:
         self._ledger = TurnLedger()
         self._hold: SendHold[Outgoing] = SendHold(MAX_HELD_AUDIO_BYTES)
         self._resend_task: asyncio.Task[None] | None = None
+        self._refusals: set[str] = set()  # what the server refused, each said once
 
     @property
     def capabilities(self) -> Capabilities:
@@ -115,36 +115,15 @@ class RemoteBackend:
         return self.endpoint.description(self._codec)
 
     # -- connection ---------------------------------------------------------------------
-    async def _open(self) -> ClientConnection:
-        url = self.endpoint.url
+    async def _open(self) -> Channel:
         await self.endpoint.prepare()
-        try:
-            ws = await connect(
-                self.endpoint.connect_url(),
-                subprotocols=self.endpoint.subprotocols(),
-                additional_headers=auth_headers(self._token, self._headers),
-                open_timeout=10,
-                max_size=8 * 1024 * 1024,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise ConfigError(
-                    f"{url} refused the credentials (HTTP {status}): check --token or --header"
-                ) from None
-            raise BackendError(f"{url} refused the WebSocket (HTTP {status})") from None
-        except InvalidHandshake as exc:
-            raise BackendError(f"{url} is not a WebSocket endpoint: {exc}") from None
-        except OSError as exc:
-            raise ConnectionLostError(f"cannot reach {url}: {exc.strerror or exc}") from None
-        except TimeoutError:
-            raise ConnectionLostError(f"cannot reach {url}: timed out") from None
-        self._codec = self.endpoint.codec(ws.subprotocol)
+        channel = await self.endpoint.open(auth_headers(self._token, self._headers))
+        self._codec = self.endpoint.codec(channel.subprotocol)
         self._ledger.tools_unseen(not self._codec.tool_events)
-        return ws
+        return channel
 
     async def start(self) -> None:
-        self._ws = await self._open()
+        self._channel = await self._open()
         self._ledger.connected()
         self._task = asyncio.create_task(self._pump(), name="remote-pump")
 
@@ -152,9 +131,9 @@ class RemoteBackend:
         quick_drops = 0
         try:
             while True:
-                assert self._ws is not None
+                assert self._channel is not None
                 opened_at = time.monotonic()
-                code, reason, heard = await self._receive_until_closed(self._ws)
+                code, reason, heard = await self._receive_until_closed(self._channel)
                 if self._closing:
                     return
                 quick = not heard and time.monotonic() - opened_at < QUICK_DROP_S
@@ -174,16 +153,16 @@ class RemoteBackend:
                         "and showing its transcript as the text reply",
                         level="info",
                     )
-                    self._ws = await self._open()
+                    self._channel = await self._open()
                     await self._after_reconnect()
                     continue
                 if code in _FINAL_CLOSE_CODES:
                     raise BackendError(
                         f"the server ended the session: {describe_close(code, reason)}"
                     )
-                self._ws = None
+                self._channel = None
                 self._ledger.disconnected(failed=True)
-                self._ws = await self._reconnect(code, reason)
+                self._channel = await self._reconnect(code, reason)
                 await self._after_reconnect()
         except asyncio.CancelledError:
             raise
@@ -196,21 +175,18 @@ class RemoteBackend:
         finally:
             self._outbox.end()
 
-    async def _receive_until_closed(self, ws: ClientConnection) -> tuple[int | None, str, bool]:
+    async def _receive_until_closed(self, channel: Channel) -> tuple[int | None, str, bool]:
         """The close code and reason, and whether anything was received before it."""
         assert self._codec is not None
         heard = False
-        try:
-            async for frame in ws:
-                heard = True
-                for item in self._codec.decode(frame):
-                    if isinstance(item, Hello):
-                        self._server_knows_the_turn(item.awaiting_reply)
-                    else:
-                        self._deliver(item)
-        except ConnectionClosed:
-            pass
-        return ws.close_code, ws.close_reason or "", heard
+        async for frame in channel.frames():
+            heard = True
+            for item in self._codec.decode(frame):
+                if isinstance(item, Hello):
+                    self._server_knows_the_turn(item.awaiting_reply)
+                else:
+                    self._deliver(item)
+        return channel.close_code, channel.close_reason, heard
 
     def _deliver(self, event: Event) -> None:
         answered = self._ledger.observe(event)
@@ -218,20 +194,20 @@ class RemoteBackend:
         if answered:
             self._outbox.put(AnswerComplete())
 
-    async def _reconnect(self, code: int | None, reason: str) -> ClientConnection:
+    async def _reconnect(self, code: int | None, reason: str) -> Channel:
         why = describe_close(code if code is not None else 1006, reason)
         self._outbox.notice(f"connection lost ({why}); reconnecting")
         last: BaseException | None = None
         for attempt, delay in enumerate(self._backoff.delays(), start=1):
             await asyncio.sleep(delay)
             try:
-                ws = await self._open()
+                channel = await self._open()
             except (ConnectionLostError, BackendError) as exc:
                 last = exc
                 log.debug("reconnect attempt %d failed: %s", attempt, exc)
                 continue
             self._outbox.notice("reconnected; the conversation continues", level="info")
-            return ws
+            return channel
         raise ConnectionLostError(
             f"lost the connection to {self.endpoint.url} and could not reconnect "
             f"({self._backoff.attempts} attempts): {last}"
@@ -293,16 +269,22 @@ class RemoteBackend:
 
     async def _send_now(self, item: Outgoing) -> bool:
         """Send on the current connection; False if there is none (or it just closed)."""
-        ws = self._ws
-        if ws is None:
+        channel = self._channel
+        if channel is None:
             return False
         frame = self._encode(item)
         if frame is None:
             return True
         try:
-            await ws.send(frame)
-        except ConnectionClosed:
+            await channel.send(frame)
+        except ChannelClosed:
             return False
+        except ChannelRefused as exc:
+            # Dropped by the server (a rate or size limit): said once, the rest goes on.
+            if str(exc) not in self._refusals:
+                self._refusals.add(str(exc))
+                self._outbox.notice(str(exc))
+            return True
         self._ledger.taken(item)
         return True
 
@@ -319,6 +301,8 @@ class RemoteBackend:
         await self._send(item)
 
     async def send_audio(self, pcm16k: bytes) -> None:
+        if not self.capabilities.audio:
+            raise ConfigError(f"{self.description} carries no audio: type instead")
         await self._send(Outgoing("audio", pcm=pcm16k))
 
     def _require_push_to_talk(self) -> None:
@@ -341,13 +325,13 @@ class RemoteBackend:
 
     async def close(self) -> None:
         self._closing = True
-        ws, codec = self._ws, self._codec
-        if ws is not None and codec is not None:
-            with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
-                goodbye = codec.encode_goodbye()
-                if goodbye is not None:
-                    await ws.send(goodbye)
-                await asyncio.wait_for(ws.close(), timeout=2)
+        channel, codec = self._channel, self._codec
+        if channel is not None and codec is not None:
+            goodbye = codec.encode_goodbye()
+            if goodbye is not None:
+                with contextlib.suppress(ChannelClosed, ChannelRefused, OSError):
+                    await asyncio.wait_for(channel.send(goodbye), timeout=2)
+            await channel.close()
         if self._resend_task is not None and not self._resend_task.done():
             await cancel_and_wait(self._resend_task)
         if self._task is not None and not self._task.done():

@@ -1,7 +1,7 @@
 """What every wire codec shares: frames, the error a bad frame raises, base64, JSON.
 
-Codecs (`seeds`, `adkvoice_v1`, `chat_sse`, `run_live`, `bidi_demo`) are pure: no asyncio, no
-sockets.
+Codecs (`seeds`, `adkvoice_v1`, `chat_sse`, `run_live`, `run_sse`, `bidi_demo`) and the
+`event_stream` reader are pure: no asyncio, no sockets.
 Decoding bad input raises `FrameError` (a `ProtocolError`) with a message a user can act on
 and a machine-readable `code`; decoders never return None for bad input.
 """
@@ -180,8 +180,9 @@ class ClientCodec(Protocol):
 
     def encode_text(self, text: str) -> Frame: ...
 
-    def encode_audio(self, pcm: bytes) -> Frame:
-        """16 kHz s16le mono PCM."""
+    def encode_audio(self, pcm: bytes) -> Frame | None:
+        """16 kHz s16le mono PCM; None where the transport carries no audio (refused
+        before connecting, see `Capabilities.audio`)."""
         ...
 
     def encode_activity(self, start: bool) -> Frame | None:

@@ -117,6 +117,35 @@ def test_protocol_picks_the_samples_protocol_over_serve(tmp_path: Path, run_cli:
     assert f"connected to {url} · seeds protocol" in result.stderr
 
 
+def test_chat_over_the_sse_samples_routes(tmp_path: Path, run_cli: RunCli) -> None:
+    """`--url http://…/events/ID` speaks the sample's SSE version: the event stream down,
+    a POST per message up; the conversation is serve's, so a second run continues it."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/events/viasse"
+    with _serve(port, tmp_path / "sessions.db"):
+        first = run_cli(["chat", "--text", "--url", url], stdin="my name is Bob\n")
+        second = run_cli(["chat", "--text", "--url", url], stdin="what did I say?\n")
+        spoken = run_cli(["chat", "--url", url], stdin="what time is it?\n")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "You said: my name is Bob"
+    assert f"connected to {url} · ADK streaming sample over SSE" in first.stderr
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "Before that you said: my name is Bob"
+    assert spoken.returncode == 0, spoken.stderr
+    assert "It is" in spoken.stdout
+
+
+def test_run_sse_refuses_speech_in_one_line(run_cli: RunCli) -> None:
+    result = run_cli(
+        ["chat", "--url", f"http://127.0.0.1:{_free_port()}/run_sse?app_name=a"], stdin="hi\n"
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "adkvoice: ADK's /run_sse answers typed turns in text only: use `adkvoice chat --text`"
+    ), result.stderr
+
+
 def test_chat_url_to_a_server_that_is_not_there(run_cli: RunCli) -> None:
     result = run_cli(
         ["chat", "--text", "--url", f"ws://127.0.0.1:{_free_port()}/ws/x"], stdin="hi\n"
@@ -126,9 +155,24 @@ def test_chat_url_to_a_server_that_is_not_there(run_cli: RunCli) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_chat_url_to_adk_api_server(tmp_path: Path, run_cli: RunCli) -> None:
+def test_chat_url_to_an_sse_server_that_is_not_there(run_cli: RunCli) -> None:
+    url = f"http://127.0.0.1:{_free_port()}/events/x"
+    result = run_cli(["chat", "--text", "--url", url], stdin="hi\n")
+    assert result.returncode == 6
+    assert f"cannot reach {url}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("route", "named"),
+    [("ws://{host}/run_live", "adk run_live"), ("http://{host}/run_sse", "adk run_sse")],
+)
+def test_chat_url_to_adk_api_server(
+    tmp_path: Path, run_cli: RunCli, route: str, named: str
+) -> None:
     """`adk api_server` runs the agent against the standalone emulator; adkvoice creates
-    the session over REST and talks ADK's /run_live protocol."""
+    the session over REST and talks ADK's /run_live protocol, or runs each typed turn
+    through /run_sse."""
     agents = tmp_path / "agents"
     (agents / "clock").mkdir(parents=True)
     (agents / "clock" / "__init__.py").write_text("from . import agent\n")
@@ -166,13 +210,18 @@ def test_chat_url_to_adk_api_server(tmp_path: Path, run_cli: RunCli) -> None:
             env=clean_env(exports),
         )
         _wait_healthy(f"http://127.0.0.1:{port}/list-apps", deadline_s=60)
-        url = f"ws://127.0.0.1:{port}/run_live?app_name=clock&user_id=u1"
-        result = run_cli(["chat", "--text", "--url", url], stdin="hello\nwhat time is it?\n")
+        url = route.format(host=f"127.0.0.1:{port}") + "?app_name=clock&user_id=u1"
+        result = run_cli(
+            ["chat", "--text", "--url", url],
+            stdin="hello\nwhat time is it?\nwhat did I say?\n",
+        )
         assert result.returncode == 0, result.stderr
         replies = result.stdout.splitlines()
-        assert len(replies) == 2, result.stdout
+        assert len(replies) == 3, result.stdout
         assert "emulator" in replies[0]
         assert replies[1] == "It is 06:30."
+        assert replies[2] == "Before that you said: what time is it?"
+        assert f"· {named} · session" in result.stderr
     finally:
         for proc in (api, emulator):
             if proc is not None:

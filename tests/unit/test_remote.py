@@ -32,9 +32,11 @@ def test_url_picks_the_protocol() -> None:
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("http://h:1/ws/abc", "ws:// or wss://"),
+        ("ftp://h:1/ws/abc", "ws://, wss://, http:// or https://"),
+        ("http://h:1/ws/abc", "an http:// --url must be one of"),
         ("ws://h:1/", "must name a session"),
         ("ws://h:1/run_live", "app_name"),
+        ("http://h:1/run_sse", "app_name"),
     ],
 )
 def test_bad_urls_are_one_clear_line(url: str, words: str) -> None:
