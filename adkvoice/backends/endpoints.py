@@ -199,8 +199,13 @@ class RunLiveEndpoint:
         self._app = query["app_name"]
         self._user = query.get("user_id") or "user"
         self.session_id = query.get("session_id") or new_session_id()
+        self._resumption_asked = "enable_session_resumption" in query
 
     def connect_url(self) -> str:
+        # Never enable_session_resumption: ADK turns either value into
+        # `SessionResumptionConfig(transparent=…)`, and google-genai refuses any
+        # `transparent` on the Gemini API (only Vertex AI takes it). Parameters in the URL
+        # (save_live_blob, explicit_vad_signal, a resumption the user asks for) pass through.
         return with_query(
             self.url,
             user_id=self._user,
@@ -231,7 +236,12 @@ class RunLiveEndpoint:
         return True
 
     def notices(self) -> list[str]:
-        return []
+        if not self._resumption_asked:
+            return []
+        return [
+            "enable_session_resumption (true or false) sets transparent resumption, which "
+            "only Vertex AI takes: a server on the Gemini API ends the session (close 1011)"
+        ]
 
     async def prepare(self) -> None:
         await ensure_adk_session(

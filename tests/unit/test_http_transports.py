@@ -73,15 +73,18 @@ def test_run_events_map_like_run_live_and_the_end_completes_the_answer() -> None
     )
     assert codec.decode(partial) == [AgentText(text="It ", partial=True)]
     (tool,) = codec.decode(call)
-    assert isinstance(tool, ToolCall) and tool.name == "get_current_time"
+    assert isinstance(tool, ToolCall)
+    assert tool.name == "get_current_time"
     (done,) = codec.decode(RUN_END)
-    assert isinstance(done, TurnComplete) and done.interaction == "idle"
+    assert isinstance(done, TurnComplete)
+    assert done.interaction == "idle"
 
 
 def test_a_failed_run_is_an_error_event() -> None:
     codec = RunSseClientCodec(app_name="a", user_id="u", session_id="s")
     (error,) = codec.decode('{"error": "ValueError: no model", "error_details": {}}')
-    assert isinstance(error, ErrorEvent) and "ValueError: no model" in error.message
+    assert isinstance(error, ErrorEvent)
+    assert "ValueError: no model" in error.message
     # An event whose text says "error" is still an event.
     text = '{"author":"agent","content":{"parts":[{"text":"no \\"error\\" here"}]}}'
     assert codec.decode(text) == [AgentText(text='no "error" here', partial=False)]
@@ -122,3 +125,22 @@ def test_the_sse_endpoint_posts_to_send_with_the_urls_token_only() -> None:
 def test_http_mistakes_are_one_clear_line(url: str, kwargs: dict, words: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ConfigError, match=words):
         endpoint_for(url, **kwargs)
+
+
+# -- /run_live's resumption ---------------------------------------------------------------
+def test_run_live_never_asks_for_transparent_resumption() -> None:
+    from adkvoice.backends.endpoints import RunLiveEndpoint
+
+    plain = RunLiveEndpoint("ws://h/run_live?app_name=a", modality="TEXT", token=None)
+    assert "enable_session_resumption" not in plain.connect_url()
+    assert plain.notices() == []
+    asked = RunLiveEndpoint(
+        "ws://h/run_live?app_name=a&enable_session_resumption=false&save_live_blob=true",
+        modality="TEXT",
+        token=None,
+    )
+    url = asked.connect_url()
+    assert "enable_session_resumption=false" in url
+    assert "save_live_blob=true" in url
+    (notice,) = asked.notices()
+    assert "only Vertex AI takes" in notice
