@@ -16,6 +16,10 @@ BackendChoice = Literal["auto", "gemini", "emulator"]
 OutputMode = Literal["rich", "plain", "json"]
 
 
+# `--protocol`: the remote agent's transport; "auto" follows from the URL.
+ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi", "seeds-sse", "run_sse"]
+
+
 @dataclass(frozen=True)
 class ConnectSettings:
     """Which agent to talk to and how: embedded (an agent directory or the built-in one)
@@ -25,8 +29,7 @@ class ConnectSettings:
     url: str | None = None  # a remote agent: ws://…/ws/ID, …/ws/USER/SESSION, …/run_live?…
     token: str | None = None  # for a remote agent
     headers: tuple[tuple[str, str], ...] = ()  # `--header`s for a remote agent, in order
-    # `--protocol`: the remote agent's transport; "auto" follows from the URL.
-    protocol: Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi"] = "auto"
+    protocol: ProtocolChoice = "auto"
     backend: BackendChoice = "auto"
     model: str | None = None
     text_replies: bool = False

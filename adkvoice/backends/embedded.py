@@ -470,6 +470,13 @@ class EmbeddedBackend:
     async def send_audio(self, pcm16k: bytes) -> None:
         self._send_or_hold(pcm16k)
 
+    async def send_image(self, data: bytes, mime_type: str) -> None:
+        """A still image for the model to see (image/jpeg, image/png or image/webp). Not
+        held while reconnecting: ADK's queue keeps it for the next connection."""
+        from google.genai import types
+
+        self._require_queue().send_realtime(types.Blob(data=data, mime_type=mime_type))
+
     async def send_activity_start(self) -> None:
         self._send_or_hold("activity_start")
 

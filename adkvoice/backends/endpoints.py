@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Literal, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from websockets.typing import Subprotocol
 
 from adkvoice.backends.base import Capabilities
 from adkvoice.backends.channels import Channel, open_event_stream, open_run_sse, open_websocket
+from adkvoice.config import ProtocolChoice
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError
 from adkvoice.events import Modality
 from adkvoice.live_options import LiveOptions, to_query
@@ -80,10 +81,6 @@ class Endpoint(Protocol):
     def notices(self) -> list[str]:
         """What the user should know up front about this transport (one line each)."""
         ...
-
-
-# `--protocol`: which transport a `--url` speaks; "auto" follows from the URL.
-ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi", "seeds-sse", "run_sse"]
 
 
 def server_agent_query(

@@ -23,7 +23,6 @@ from adkvoice.backends.channels import Channel, ChannelClosed, ChannelRefused
 from adkvoice.backends.endpoints import (
     Endpoint,
     Headers,
-    ProtocolChoice,
     auth_headers,
     endpoint_for,
 )
@@ -37,6 +36,7 @@ from adkvoice.backends.recovery import (
     TurnLedger,
     dropped_audio_notice,
 )
+from adkvoice.config import ProtocolChoice
 from adkvoice.errors import BackendError, ConfigError, ConnectionLostError, ProtocolError
 from adkvoice.events import (
     AnswerComplete,

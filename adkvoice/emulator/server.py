@@ -175,7 +175,10 @@ async def handle_connection(ws: ServerConnection, ctx: ServerContext) -> None:
 async def _serve(ws: ServerConnection, session: LiveConnection, stats: EmulatorStats) -> None:
     async for raw in ws:
         try:
-            await session.handle(p.decode_client_message(raw))
+            msg = p.decode_client_message(raw)
+            if isinstance(msg, p.RealtimeInput):
+                stats.media_in += msg.other_media  # images and video: counted, not looked at
+            await session.handle(msg)
         except ProtocolError as exc:
             stats.protocol_errors += 1
             log.info("emulator closing on a bad client frame: %s", exc)

@@ -60,6 +60,7 @@ class EmulatorStats:
     utterances: int = 0  # speech segments ended by VAD, activityEnd or audioStreamEnd
     ignored_utterances: int = 0  # not answered: no words in them, and proactive audio is on
     audio_in_bytes: int = 0
+    media_in: int = 0  # images and video frames in realtimeInput (mediaChunks or video)
     audio_out_bytes: int = 0
     protocol_errors: int = 0
     rest_requests: int = 0  # HTTP requests to :streamGenerateContent / :generateContent

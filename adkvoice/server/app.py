@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
+from adkvoice.server.bidi_ws import bidi_endpoint
 from adkvoice.server.hub import Hub
 from adkvoice.server.middleware import SecurityMiddleware
 from adkvoice.server.options import ServeOptions
@@ -102,6 +103,8 @@ def create_app(loaded: LoadedAgent, options: ServeOptions) -> FastAPI:
         response_model=None,
     )
     app.add_api_websocket_route("/ws/{session_id}", websocket_endpoint)
+    # ADK's bidi-demo sample: its page's binary PCM and JSON up, ADK Event JSON down.
+    app.add_api_websocket_route("/ws/{user_id}/{session_id}", bidi_endpoint)
     # The seeds' SSE sample: its EventSource stream and the POSTs that feed it.
     for path, endpoint, method in (
         ("/events/{session_id}", events_endpoint, "GET"),

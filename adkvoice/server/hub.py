@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from google.adk.sessions.base_session_service import BaseSessionService
 
     from adkvoice.agents.loading import LoadedAgent
-    from adkvoice.backends.base import Backend
+    from adkvoice.backends.embedded import EmbeddedBackend
     from adkvoice.live_options import LiveOptions
 
 log = logging.getLogger("adkvoice.server")
@@ -83,8 +83,11 @@ class Hub:
     def user_id(self, session_id: str) -> str:
         return self.options.user_id or session_id
 
-    def session_backend(self, session_id: str, *, audio: bool, live: LiveOptions) -> Backend:
-        """The embedded backend for one live session of any route, not started yet."""
+    def session_backend(
+        self, session_id: str, *, audio: bool, live: LiveOptions, user_id: str | None = None
+    ) -> EmbeddedBackend:
+        """The embedded backend for one live session of any route, not started yet.
+        `user_id`: the route names the user (bidi-demo); else `user_id(session_id)`."""
         opts = self.options
         return embedded_backend(
             self.loaded,
@@ -93,7 +96,7 @@ class Hub:
             session_service=self.session_service,
             store_label=opts.store_label,
             handles_dir=opts.handles_dir,
-            user_id=self.user_id(session_id),
+            user_id=user_id or self.user_id(session_id),
             session_id=session_id,
             endpoint_label=opts.endpoint_label,
             context_compression=opts.context_compression,

@@ -94,6 +94,7 @@ class InputRates:
         self._turns = TokenBucket(
             rate=options.text_turns_per_minute / 60, capacity=float(options.text_turn_burst)
         )
+        self._images = TokenBucket(rate=options.images_per_s, capacity=float(options.image_burst))
 
     def answered(self) -> None:
         self._turns.refill()
@@ -117,4 +118,14 @@ class InputRates:
             "audio_rate_exceeded",
             "audio is arriving faster than real time; the excess was dropped. "
             "Send 16 kHz audio as it is captured",
+        )
+
+    def image(self, now: float) -> Refusal | None:
+        if self._images.take(1, now):
+            return None
+        self._tally.record("image_rate_exceeded", "images arrive faster than allowed")
+        return Refusal(
+            "image_rate_exceeded",
+            f"too many images: at most {self._options.images_per_s:g} a second; this one "
+            "was dropped",
         )

@@ -73,6 +73,11 @@ class ServeOptions:
     # burst covers a user pasting a few lines at once.
     text_turns_per_minute: float = 30.0
     text_turn_burst: int = 5
+    # Images (bidi-demo's camera): decoded size, and how many a second beyond a burst. An
+    # image also travels in one frame, as base64, so `max_frame_bytes` bounds it first.
+    max_image_bytes: int = 2 * 1024 * 1024
+    images_per_s: float = 2.0
+    image_burst: int = 4
     drain_timeout_s: float = 10.0  # graceful shutdown: how long turns may run on
     # A connection must send its whole request (HTTP headers and body, or the WebSocket
     # handshake) within this, or it is closed: half-sent requests must not hold descriptors.
@@ -144,6 +149,9 @@ class ServeOptions:
             "max_client_errors": self.max_client_errors,
             "text_turns_per_minute": self.text_turns_per_minute,
             "text_turn_burst": self.text_turn_burst,
+            "max_image_bytes": self.max_image_bytes,
+            "images_per_s": self.images_per_s,
+            "image_burst": self.image_burst,
             "request_timeout_s": self.request_timeout_s,
             "max_pending_connections": self.max_pending_connections,
         }

@@ -134,7 +134,7 @@ def _frame_size(frame: Frame, limit: int) -> int:
     return len(frame.encode("utf-8", "surrogatepass"))
 
 
-async def _refuse(ws: WebSocket, code: int, reason: str, subprotocol: str | None) -> None:
+async def refuse(ws: WebSocket, code: int, reason: str, subprotocol: str | None) -> None:
     """Accept, then close with a code and reason: browsers only show those, never the HTTP
     status of a refused handshake."""
     with contextlib.suppress(Exception):
@@ -142,46 +142,65 @@ async def _refuse(ws: WebSocket, code: int, reason: str, subprotocol: str | None
         await ws.close(code, close_reason(reason))
 
 
-async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
-    hub: Hub = ws.app.state.hub
+async def refused_access(ws: WebSocket, hub: Hub, subprotocol: str | None = None) -> bool:
+    """The Host, Origin and token checks of every WebSocket route: True when the
+    connection was refused (and closed, saying why)."""
     options = hub.options
-    extended = SUBPROTOCOL in ws.scope.get("subprotocols", [])
-    subprotocol = SUBPROTOCOL if extended else None
     headers = {k.lower(): v for k, v in ws.headers.items()}
-    query = dict(ws.query_params)
     if not options.answers_to(headers.get("host")):
         log.warning("refused a WebSocket for host %r", host_name(headers.get("host"))[:100])
-        await _refuse(ws, 1008, "this server does not answer to that host name", subprotocol)
-        return
+        await refuse(ws, 1008, "this server does not answer to that host name", subprotocol)
+        return True
     refusal = cross_site_refusal(
         headers, scheme=ws.url.scheme, allowed_origins=options.allowed_origins
     )
     if refusal is not None:
         log.warning("refused a WebSocket from origin %r", headers.get("origin", "")[:100])
-        await _refuse(ws, 1008, refusal, subprotocol)
-        return
-    if not token_ok(options.token, headers, query):
+        await refuse(ws, 1008, refusal, subprotocol)
+        return True
+    if not token_ok(options.token, headers, dict(ws.query_params)):
         log.warning("refused a WebSocket without a valid token")
-        await _refuse(ws, 1008, "missing or wrong token: add ?token=...", subprotocol)
+        await refuse(ws, 1008, "missing or wrong token: add ?token=...", subprotocol)
+        return True
+    return False
+
+
+async def refused_for_room(
+    ws: WebSocket, hub: Hub, key: str, subprotocol: str | None = None
+) -> bool:
+    """The server is shutting down or full (a connection that replaces the session `key`
+    takes its place): True when the connection was refused."""
+    if hub.draining:
+        await refuse(ws, 1001, "the server is shutting down; try again shortly", subprotocol)
+        return True
+    if not hub.has_room(replacing=key):
+        log.warning("refused session %s: %d sessions is the limit", key, hub.active)
+        await refuse(ws, 1013, "too many sessions on this server; try again later", subprotocol)
+        return True
+    return False
+
+
+async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
+    hub: Hub = ws.app.state.hub
+    options = hub.options
+    extended = SUBPROTOCOL in ws.scope.get("subprotocols", [])
+    subprotocol = SUBPROTOCOL if extended else None
+    query = dict(ws.query_params)
+    if await refused_access(ws, hub, subprotocol):
         return
     if not SESSION_ID.match(session_id):
-        await _refuse(ws, 1008, "session id: 1-128 letters, digits, . _ ~ or -", subprotocol)
+        await refuse(ws, 1008, "session id: 1-128 letters, digits, . _ ~ or -", subprotocol)
         return
     is_audio = audio_flag(query)
     if is_audio is None:
-        await _refuse(ws, 1008, "is_audio must be true or false", subprotocol)
+        await refuse(ws, 1008, "is_audio must be true or false", subprotocol)
         return
     try:
         live = from_query(query, options.live)
     except ConfigError as exc:
-        await _refuse(ws, 1008, str(exc), subprotocol)
+        await refuse(ws, 1008, str(exc), subprotocol)
         return
-    if hub.draining:
-        await _refuse(ws, 1001, "the server is shutting down; try again shortly", subprotocol)
-        return
-    if not hub.has_room(replacing=session_id):
-        log.warning("refused session %s: %d sessions is the limit", session_id, hub.active)
-        await _refuse(ws, 1013, "too many sessions on this server; try again later", subprotocol)
+    if await refused_for_room(ws, hub, session_id, subprotocol):
         return
     await ws.accept(subprotocol=subprotocol)
     session = WsSession(ws, hub, session_id, audio=is_audio, extended=extended, live=live)
@@ -189,7 +208,11 @@ async def websocket_endpoint(ws: WebSocket, session_id: str) -> None:
 
 
 class WsSession:
-    """One client connection bridged to one embedded backend."""
+    """One client connection bridged to one embedded backend. Another protocol on a
+    WebSocket (bidi-demo) subclasses it, replacing `_new_backend`, `_dispatch` (reading a
+    frame), `_encode`, `_error_frame`, `_agent_failed` and `notify`."""
+
+    protocol_name = "seeds protocol"
 
     def __init__(
         self,
@@ -234,7 +257,7 @@ class WsSession:
             self._close_requested.set_result(CloseRequest(code, reason))
 
     def notify(self, message: str) -> None:
-        if self.extended:
+        if self.extended:  # the seeds protocol has no frame for it
             self._spawn(self._send_events([Notice(message=message, level="warning")]))
 
     def request_quiet(self) -> None:
@@ -251,7 +274,7 @@ class WsSession:
     async def run(self) -> None:
         await self.hub.register(self)
         mode = "audio" if self.audio else "text"
-        proto = SUBPROTOCOL if self.extended else "seeds protocol"
+        proto = SUBPROTOCOL if self.extended else self.protocol_name
         log.info("session %s connected (%s, %s)", self.session_id, mode, proto)
         try:
             await self._run()
@@ -268,9 +291,12 @@ class WsSession:
             summary = f"; client errors: {self._tally.summary()}" if self._tally.total else ""
             log.info("session %s closed%s", self.session_id, summary)
 
+    def _new_backend(self) -> Backend:
+        return self.hub.session_backend(self.session_id, audio=self.audio, live=self.live)
+
     async def _run(self) -> None:
         opts = self._opts
-        backend = self.hub.session_backend(self.session_id, audio=self.audio, live=self.live)
+        backend = self._new_backend()
         try:
             await backend.start()
         except ConfigError as exc:
@@ -383,10 +409,17 @@ class WsSession:
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._closed = True  # the peer is gone; the receive loop sees it too
 
+    def _encode(self, event: Event) -> list[Frame]:
+        if self.extended:
+            return encode_extended(event)
+        return list(self._encoder.encode(event))
+
+    def _error_frame(self, code: ErrorCode, message: str) -> Frame:
+        return encode_error(code, message)
+
     async def _send_events(self, events: list[Event]) -> None:
         for event in events:
-            frames = encode_extended(event) if self.extended else self._encoder.encode(event)
-            for frame in frames:
+            for frame in self._encode(event):
                 await self._send(frame)
 
     async def _close(self, code: int, reason: str) -> None:
@@ -412,10 +445,14 @@ class WsSession:
         except BackendError as exc:
             log.warning("session %s: %s", self.session_id, exc)
             message = peer_message(exc)
-            if self.extended:
-                await self._send(encode_error("agent_error", message, retryable=exc.retryable))
+            await self._agent_failed(message, retryable=exc.retryable)
             return CloseRequest(1011, message)
         return CloseRequest(1011, "the agent session ended; reconnect to continue")
+
+    async def _agent_failed(self, message: str, *, retryable: bool) -> None:
+        """Say why the agent ended before closing (the seeds protocol cannot)."""
+        if self.extended:
+            await self._send(encode_error("agent_error", message, retryable=retryable))
 
     # Client → agent ----------------------------------------------------------------------
     async def _receive(self, backend: Backend) -> CloseRequest | None:
@@ -438,19 +475,22 @@ class WsSession:
             if size > limit:
                 self._tally.record("frame_too_large", f"a {size}-byte frame")
                 return CloseRequest(1009, f"frame of {size} bytes is over the {limit}-byte limit")
-            try:
-                decoded = decode_client_frame(frame, extended=self.extended)
-            except FrameError as exc:
-                close = await self._client_error(exc.code, str(exc))
-            else:
-                close = await self._handle(decoded, backend)
+            close = await self._dispatch(frame, backend)
             if close is not None:
                 return close
+
+    async def _dispatch(self, frame: Frame, backend: Backend) -> CloseRequest | None:
+        """Decode one frame from the client and act on it."""
+        try:
+            decoded = decode_client_frame(frame, extended=self.extended)
+        except FrameError as exc:
+            return await self._client_error(exc.code, str(exc))
+        return await self._handle(decoded, backend)
 
     async def _client_error(self, code: ErrorCode, message: str) -> CloseRequest | None:
         self._tally.record(code, message, level=logging.INFO)
         self._client_errors += 1
-        await self._send(encode_error(code, message))
+        await self._send(self._error_frame(code, message))
         if self._client_errors >= self._opts.max_client_errors:
             return CloseRequest(1007, f"too many invalid messages ({self._client_errors})")
         return None
@@ -476,7 +516,7 @@ class WsSession:
     async def _on_text(self, text: str, backend: Backend) -> CloseRequest | None:
         if self.hub.draining:
             await self._send(
-                encode_error("shutting_down", "the server is shutting down; reconnect shortly")
+                self._error_frame("shutting_down", "the server is shutting down; reconnect shortly")
             )
             return None
         limit = self._opts.max_text_chars
@@ -506,7 +546,7 @@ class WsSession:
     async def _refused(self, refusal: Refusal, now: float) -> None:
         """A message over a rate limit was dropped: say so at most once a second."""
         if self._tally.should_notify(refusal.code, now, NOTIFY_EVERY_S):
-            await self._send(encode_error(refusal.code, refusal.message))
+            await self._send(self._error_frame(refusal.code, refusal.message))
 
     async def _finish_after_turn(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -37,6 +37,9 @@ from adkvoice.events import (
 from adkvoice.live_models import DEFAULT_SCHEDULING, SCHEDULINGS, Scheduling
 
 _RATE = re.compile(r"rate=(\d+)")
+# Where `adkvoice serve`'s bidi-demo route puts a notice, which ADK's Event has no field for
+# (`customMetadata`; see `wire.bidi_demo`).
+NOTICE_KEY = "adkvoice_notice"
 
 
 def audio_rate(mime_type: str | None, default: int = 24_000) -> int:
@@ -130,6 +133,9 @@ class AdkEventMapper:
         update = event.live_session_resumption_update
         if update and update.new_handle:
             out.append(ResumptionHandle(handle=update.new_handle, resumable=bool(update.resumable)))
+        notice = _notice_of(event.custom_metadata)
+        if notice is not None:
+            out.append(notice)
         if event.go_away:
             left = event.go_away.time_left
             when = f" in {left}" if left else ""
@@ -186,6 +192,15 @@ class AdkEventMapper:
             duration_s=duration,
             scheduling=scheduling,
         )
+
+
+def _notice_of(metadata: dict[str, Any] | None) -> Notice | None:
+    value = (metadata or {}).get(NOTICE_KEY)
+    if not isinstance(value, dict) or not isinstance(value.get("message"), str):
+        return None
+    if value.get("level") == "warning":
+        return Notice(message=value["message"], level="warning")
+    return Notice(message=value["message"], level="info")
 
 
 def stored_events(history: Iterable[AdkEvent]) -> list[Event]:

@@ -35,10 +35,13 @@ ErrorCode = Literal[
     "empty_text",
     "binary_not_enabled",  # a binary frame without the adkvoice.v1 subprotocol
     "extension_not_enabled",  # a typed message without the adkvoice.v1 subprotocol
+    "activity_not_enabled",  # activity start/end where the model detects turns itself
     # Raised by the server, not by the codec:
     "text_too_long",
     "audio_rate_exceeded",
     "text_rate_exceeded",  # typed turns faster than the server allows; the excess dropped
+    "image_too_large",
+    "image_rate_exceeded",
     "after_end",
     "shutting_down",
     "agent_error",
@@ -72,6 +75,21 @@ class EndInput:
 
 
 ClientMessage = TextInput | AudioInput | EndInput
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """A still image for the model to see (bidi-demo's camera button)."""
+
+    data: bytes
+    mime_type: str  # image/jpeg, image/png or image/webp
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityInput:
+    """The user started (or stopped) speaking, as the client marks it."""
+
+    start: bool
 
 
 # -------------------------------------------------------------------------- helpers

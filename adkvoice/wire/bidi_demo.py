@@ -15,15 +15,53 @@ session). Server → client: one ADK `Event` per text frame,
 The server, not the client, picks the reply modality: speech with transcripts for a model
 named "native-audio", text for any other. A client that wants text therefore takes the
 speech's transcript as the text reply whenever it comes (a text server sends none).
+
+`BidiDemoServerCodec` is the other side, for `adkvoice serve`: it reads those client frames
+(and `{"type": "activity_start"}` / `{"type": "activity_end"}`, which the ADK dev guide
+shows) and writes adkvoice's events in the shape ADK's `Event` dumps to, so that the demo's
+page and `BidiDemoClientCodec` both read them. What the shape has no field for travels in
+`customMetadata` (a notice: `{"adkvoice_notice": {"message", "level"}}`); a frame the
+server cannot take is answered with an Event carrying `errorCode` and `errorMessage`.
 """
 
 from __future__ import annotations
 
-from adkvoice.wire.adk_events import AdkEventMapper
-from adkvoice.wire.base import Frame, ServerItem, dumps
+from typing import Any
+
+from adkvoice.events import (
+    AgentAudio,
+    AgentText,
+    ErrorEvent,
+    Event,
+    Interrupted,
+    Notice,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    TurnComplete,
+    Usage,
+)
+from adkvoice.wire.adk_events import NOTICE_KEY, AdkEventMapper
+from adkvoice.wire.base import (
+    ActivityInput,
+    AudioInput,
+    ErrorCode,
+    Frame,
+    FrameError,
+    ImageInput,
+    ServerItem,
+    TextInput,
+    b64decode,
+    dumps,
+    loads_object,
+    pcm_input,
+    text_input,
+)
 from adkvoice.wire.run_live import decode_event
 
 NAME = "bidi-demo"
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+USER = "user"  # the author ADK gives the user's transcripts
 
 
 def encode_text(text: str) -> str:
@@ -53,3 +91,121 @@ class BidiDemoClientCodec:
 
     def decode(self, frame: Frame) -> list[ServerItem]:
         return decode_event(self._mapper, frame, sender=NAME)
+
+
+# ---------------------------------------------------------------- the server's side
+
+BidiClientMessage = TextInput | AudioInput | ImageInput | ActivityInput
+
+
+def decode_client_frame(frame: Frame) -> BidiClientMessage:
+    """One frame from a bidi-demo client; `FrameError` says what is wrong with it."""
+    if isinstance(frame, bytes):
+        return pcm_input(frame)
+    obj = loads_object(frame, "frame")
+    kind = obj.get("type")
+    if kind == "text":
+        return text_input(obj.get("text"), '"text"')
+    if kind == "image":
+        mime = obj.get("mimeType", "image/jpeg")  # the demo's server assumes JPEG too
+        if mime not in IMAGE_TYPES:
+            raise FrameError(
+                "unsupported_mime_type",
+                f"images must be {', '.join(IMAGE_TYPES)}, not {str(mime)[:40]!r}",
+            )
+        data = b64decode(obj.get("data"), '"data"')
+        if not data:
+            raise FrameError("invalid_message", 'the image\'s "data" is empty')
+        return ImageInput(data=data, mime_type=mime)
+    if kind in ("activity_start", "activity_end"):
+        return ActivityInput(start=kind == "activity_start")
+    raise FrameError(
+        "unknown_type",
+        f"unknown message type {str(kind)[:40]!r}: send binary PCM, or JSON of type "
+        '"text" or "image"',
+    )
+
+
+class BidiDemoServerCodec:
+    """adkvoice's events as ADK `Event` JSON, the way bidi-demo's server sends them.
+
+    `author` is the agent's name (ADK puts it on every event but the user's transcripts);
+    `invocation_id` ties one connection's events together, as one `run_live` does."""
+
+    def __init__(self, *, author: str, invocation_id: str = "") -> None:
+        self.author = author
+        self.invocation_id = invocation_id
+
+    def decode(self, frame: Frame) -> BidiClientMessage:
+        return decode_client_frame(frame)
+
+    def encode(self, event: Event) -> list[Frame]:
+        fields = _event_fields(event)
+        if fields is None:
+            return []
+        return [self._dump(fields)]
+
+    def encode_error(self, code: ErrorCode | str, message: str) -> Frame:
+        return self._dump({"error_code": code, "error_message": message})
+
+    def _dump(self, fields: dict[str, Any]) -> str:
+        from google.adk.events.event import Event as AdkEvent
+
+        fields.setdefault("author", self.author)
+        adk_event = AdkEvent(invocation_id=self.invocation_id, **fields)
+        return adk_event.model_dump_json(exclude_none=True, by_alias=True)
+
+
+def _event_fields(event: Event) -> dict[str, Any] | None:
+    """The ADK `Event` fields that say what `event` says; None for what is not sent
+    (the user's own text, answer ends and resumption handles are the server's business)."""
+    from google.genai import types
+
+    if isinstance(event, AgentText):
+        return {"content": _model_part(types.Part(text=event.text)), "partial": event.partial}
+    if isinstance(event, Transcript):
+        said = types.Transcription(text=event.text, finished=event.finished)
+        if event.speaker == "user":
+            return {"input_transcription": said, "partial": not event.finished, "author": USER}
+        return {"output_transcription": said, "partial": not event.finished}
+    if isinstance(event, AgentAudio):
+        blob = types.Blob(mime_type=f"audio/pcm;rate={event.sample_rate}", data=event.pcm)
+        return {"content": _model_part(types.Part(inline_data=blob))}
+    if isinstance(event, ToolCall):
+        call = types.FunctionCall(id=event.call_id, name=event.name, args=event.args)
+        return {"content": _model_part(types.Part(function_call=call))}
+    if isinstance(event, ToolResult):
+        result = types.FunctionResponse(
+            id=event.call_id,
+            name=event.name,
+            response=event.response,
+            scheduling=None
+            if event.scheduling is None
+            else types.FunctionResponseScheduling(event.scheduling),
+        )
+        # ADK sends a tool's result as the user's part of the conversation.
+        content = types.Content(role="user", parts=[types.Part(function_response=result)])
+        return {"content": content}
+    if isinstance(event, TurnComplete):
+        status = None if event.interaction is None else event.interaction.upper()
+        return {"turn_complete": True, "interaction_status": status}
+    if isinstance(event, Interrupted):
+        return {"interrupted": True}
+    if isinstance(event, Usage):
+        usage = types.GenerateContentResponseUsageMetadata(
+            prompt_token_count=event.prompt_tokens,
+            candidates_token_count=event.response_tokens,
+            total_token_count=event.total_tokens,
+        )
+        return {"usage_metadata": usage}
+    if isinstance(event, ErrorEvent):
+        return {"error_code": "model_error", "error_message": event.message}
+    if isinstance(event, Notice):
+        return {"custom_metadata": {NOTICE_KEY: {"message": event.message, "level": event.level}}}
+    return None
+
+
+def _model_part(part: Any) -> Any:
+    from google.genai import types
+
+    return types.Content(role="model", parts=[part])

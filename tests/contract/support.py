@@ -15,6 +15,11 @@ on loopback. The four transports:
   reply modality from its model's name, so speech is asked of it with a native-audio model
   (`NATIVE_AUDIO`), and text with a 3.x model, which the demo asks for text it refuses,
   is skipped.
+- ``bidi@serve``: `adkvoice serve`'s bidi-demo route (``/ws/USER_ID/SESSION_ID``), spoken
+  to by the same bidi-demo client. Serve picks the modality from its model as the demo
+  does, but from the model catalogue: a model that only speaks answers in speech with its
+  transcript (taken as the text reply), so only speech needs a model swap (a model that
+  only speaks: `NATIVE_AUDIO`).
 """
 
 from __future__ import annotations
@@ -44,12 +49,13 @@ from adkvoice.backends.factory import embedded_backend
 from adkvoice.backends.recovery import Backoff
 from adkvoice.backends.remote import RemoteBackend
 from adkvoice.emulator import Emulator
+from adkvoice.server.bidi_ws import speaks_only
 from tests.integration.bidi_demo_server import bidi_demo_server, free_socket, serving_asgi
 from tests.integration.emulator_support import MODEL_2X, running_emulator, utterance_16k
 from tests.integration.server_support import Clock, make_agent, serving
 
-Kind = Literal["embedded", "seeds", "adkvoice.v1", "run_live", "bidi"]
-KINDS: tuple[Kind, ...] = ("embedded", "seeds", "adkvoice.v1", "run_live", "bidi")
+Kind = Literal["embedded", "seeds", "adkvoice.v1", "run_live", "bidi", "bidi@serve"]
+KINDS: tuple[Kind, ...] = ("embedded", "seeds", "adkvoice.v1", "run_live", "bidi", "bidi@serve")
 Modality = Literal["TEXT", "AUDIO"]
 
 STEP_S = 10.0  # the longest any one step (a connection, an answer) may take
@@ -139,7 +145,7 @@ async def _remote(kind: Kind, url: str, modality: Modality) -> AsyncIterator[Rem
         endpoint = PlainSeedsEndpoint(url, modality=modality)
     elif kind == "adkvoice.v1":
         endpoint = SeedsEndpoint(url, modality=modality)
-    elif kind == "bidi":
+    elif kind in ("bidi", "bidi@serve"):
         endpoint = BidiDemoEndpoint(url, modality=modality)
     else:
         endpoint = RunLiveEndpoint(url, modality=modality, token=None)
@@ -160,6 +166,14 @@ def bidi_demo_model(model: str, modality: Modality) -> str:
     pytest.skip(f"bidi-demo asks {model} for TEXT replies, which it refuses")
 
 
+def serve_bidi_model(model: str, modality: Modality) -> str:
+    """The model `adkvoice serve` runs for a bidi-demo test: any model answers text (one
+    that only speaks, with its transcript); speech comes from a model that only speaks."""
+    if modality == "TEXT" or speaks_only(model):
+        return model
+    return NATIVE_AUDIO
+
+
 @asynccontextmanager
 async def _backend(
     kind: Kind,
@@ -174,6 +188,13 @@ async def _backend(
     if kind in ("seeds", "adkvoice.v1"):
         async with serving(monkeypatch, model=model, emulator=emulator, audio_burst_s=30) as srv:
             url = f"{srv.server.ws_url}/ws/contract1"
+            async with _remote(kind, url, modality) as remote:
+                yield remote, srv.emulator, srv.clock
+        return
+    if kind == "bidi@serve":
+        model = serve_bidi_model(model, modality)
+        async with serving(monkeypatch, model=model, emulator=emulator, audio_burst_s=30) as srv:
+            url = f"{srv.server.ws_url}/ws/u1/contract1"
             async with _remote(kind, url, modality) as remote:
                 yield remote, srv.emulator, srv.clock
         return

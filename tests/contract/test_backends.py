@@ -1,8 +1,9 @@
 """The same behaviour over every backend a user can pick.
 
-Each test runs over `embedded`, `seeds`, `adkvoice.v1`, `run_live` and `bidi` (see support.py).
-A test is skipped for a transport only where its capabilities say it cannot carry the
-feature, and then it asserts the capability is False and the feature is refused.
+Each test runs over `embedded`, `seeds`, `adkvoice.v1`, `run_live`, `bidi` and `bidi@serve`
+(see support.py). A test is skipped for a transport only where its capabilities say it
+cannot carry the feature, and then it asserts the capability is False and the feature is
+refused.
 """
 
 from __future__ import annotations
