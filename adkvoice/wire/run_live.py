@@ -13,10 +13,13 @@ as URL-safe base64), mapped to adkvoice events by `AdkEventMapper`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adkvoice.wire.adk_events import AdkEventMapper
 from adkvoice.wire.base import Frame, FrameError, ServerItem, b64encode, dumps
+
+if TYPE_CHECKING:
+    from google.adk.events.event import Event as AdkEvent
 
 NAME = "adk run_live"
 AUDIO_MIME = "audio/pcm;rate=16000"
@@ -68,13 +71,17 @@ class RunLiveClientCodec:
 def decode_event(mapper: AdkEventMapper, frame: Frame, *, sender: str) -> list[ServerItem]:
     """One text frame holding an ADK `Event` dumped to JSON, as adkvoice events. Shared by
     every server that sends `event.model_dump_json(...)` as is (`sender` names it)."""
+    return list(mapper.map(parse_event(frame, sender=sender)))
+
+
+def parse_event(frame: Frame, *, sender: str) -> AdkEvent:
+    """The ADK `Event` in one text frame (`sender` names the server in errors)."""
     from google.adk.events.event import Event as AdkEvent
     from pydantic import ValidationError
 
     if isinstance(frame, bytes | bytearray | memoryview):
         raise FrameError("invalid_message", f"{sender} sends JSON text frames, not binary")
     try:
-        adk_event = AdkEvent.model_validate_json(frame)
+        return AdkEvent.model_validate_json(frame)
     except ValidationError as exc:
         raise FrameError("invalid_message", f"not an ADK Event: {exc.errors()[0]['msg']}") from None
-    return list(mapper.map(adk_event))

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from adkvoice.events import ErrorEvent, TurnComplete
+from adkvoice.events import AgentText, ErrorEvent, TurnComplete
 from adkvoice.wire.adk_events import AdkEventMapper
-from adkvoice.wire.base import Frame, FrameError, ServerItem, dumps, parse_json
-from adkvoice.wire.run_live import decode_event
+from adkvoice.wire.base import Frame, ServerItem, dumps, parse_json
+from adkvoice.wire.run_live import parse_event
 
 NAME = "adk run_sse"
 # Not JSON, so no server's data can be mistaken for it.
@@ -56,6 +56,7 @@ class RunSseClientCodec:
         self._user = user_id
         self._session = session_id
         self._mapper = AdkEventMapper()
+        self._errors: list[str] = []  # what this run's events reported failing
 
     def encode_text(self, text: str) -> Frame:
         return run_request(
@@ -74,11 +75,21 @@ class RunSseClientCodec:
     def decode(self, frame: Frame) -> list[ServerItem]:
         if frame == RUN_END:
             # The run is over, whatever the model said about its turn.
+            self._errors.clear()
             return [TurnComplete(interaction="idle")]
         if isinstance(frame, str) and '"error"' in frame[:200]:
             obj = parse_json(frame, "run_sse data")
             if isinstance(obj, dict) and isinstance(obj.get("error"), str):
-                return [ErrorEvent(message=f"the agent's run failed: {obj['error']}")]
-        if isinstance(frame, bytes | bytearray | memoryview):
-            raise FrameError("invalid_message", f"{NAME} sends text events, not binary")
-        return decode_event(self._mapper, frame, sender=NAME)
+                failure = str(obj["error"])
+                if any(seen in failure for seen in self._errors):
+                    return []  # ADK's error event already said it
+                return [ErrorEvent(message=f"the agent's run failed: {failure}")]
+        event = parse_event(frame, sender=NAME)
+        mapped = self._mapper.map(event)
+        self._errors.extend(e.message for e in mapped if isinstance(e, ErrorEvent))
+        if not event.partial:
+            return list(mapped)
+        # A streamed run sends each part as it comes and then the whole event again:
+        # only text is taken from the partial one (a delta), tool calls and token
+        # counts from the whole one, so each is seen once.
+        return [e for e in mapped if isinstance(e, AgentText | ErrorEvent)]

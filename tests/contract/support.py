@@ -2,7 +2,7 @@
 collector the contract tests share.
 
 Nothing is mocked: every backend runs the real ADK and google-genai against the emulator
-on loopback. The four transports:
+on loopback. The transports:
 
 - ``embedded``: `Runner.run_live` in this process (`factory.embedded_backend`).
 - ``seeds``: `adkvoice serve`, spoken to in the plain seeds protocol (the client offers
@@ -20,6 +20,14 @@ on loopback. The four transports:
   does, but from the model catalogue: a model that only speaks answers in speech with its
   transcript (taken as the text reply), so only speech needs a model swap (a model that
   only speaks: `NATIVE_AUDIO`).
+- ``seeds-sse``: `adkvoice serve`'s routes for the sample's SSE version (``/events/ID``
+  down, a POST to ``/send/ID`` per message up).
+- ``seeds@sample`` and ``seeds-sse@sample``: a server doing what the ADK streaming
+  sample does, WebSocket and SSE version (`tests.integration.sample_server`): a new session
+  per connection, TEXT or AUDIO as asked; a 3.x model, which refuses TEXT, is skipped for
+  text.
+- ``run_sse``: ADK's own api server at ``/run_sse``, a run per typed turn; it carries no
+  audio, so the speech tests check that it is refused and skip.
 """
 
 from __future__ import annotations
@@ -44,18 +52,49 @@ from websockets.typing import Subprotocol
 from adkvoice import events as ev
 from adkvoice import live_models
 from adkvoice.backends.base import Backend
-from adkvoice.backends.endpoints import BidiDemoEndpoint, Endpoint, RunLiveEndpoint, SeedsEndpoint
+from adkvoice.backends.endpoints import (
+    BidiDemoEndpoint,
+    Endpoint,
+    RunLiveEndpoint,
+    RunSseEndpoint,
+    SeedsEndpoint,
+    SeedsSseEndpoint,
+)
 from adkvoice.backends.factory import embedded_backend
 from adkvoice.backends.recovery import Backoff
 from adkvoice.backends.remote import RemoteBackend
 from adkvoice.emulator import Emulator
+from adkvoice.errors import ConfigError
 from adkvoice.server.bidi_ws import speaks_only
 from tests.integration.bidi_demo_server import bidi_demo_server, free_socket, serving_asgi
 from tests.integration.emulator_support import MODEL_2X, running_emulator, utterance_16k
+from tests.integration.sample_server import sample_server
 from tests.integration.server_support import Clock, make_agent, serving
 
-Kind = Literal["embedded", "seeds", "adkvoice.v1", "run_live", "bidi", "bidi@serve"]
-KINDS: tuple[Kind, ...] = ("embedded", "seeds", "adkvoice.v1", "run_live", "bidi", "bidi@serve")
+Kind = Literal[
+    "embedded",
+    "seeds",
+    "adkvoice.v1",
+    "run_live",
+    "bidi",
+    "bidi@serve",
+    "seeds-sse",
+    "seeds@sample",
+    "seeds-sse@sample",
+    "run_sse",
+]
+KINDS: tuple[Kind, ...] = (
+    "embedded",
+    "seeds",
+    "adkvoice.v1",
+    "run_live",
+    "bidi",
+    "bidi@serve",
+    "seeds-sse",
+    "seeds@sample",
+    "seeds-sse@sample",
+    "run_sse",
+)
 Modality = Literal["TEXT", "AUDIO"]
 
 STEP_S = 10.0  # the longest any one step (a connection, an answer) may take
@@ -141,8 +180,12 @@ class Live:
 @asynccontextmanager
 async def _remote(kind: Kind, url: str, modality: Modality) -> AsyncIterator[RemoteBackend]:
     endpoint: Endpoint
-    if kind == "seeds":
+    if kind in ("seeds", "seeds@sample"):
         endpoint = PlainSeedsEndpoint(url, modality=modality)
+    elif kind in ("seeds-sse", "seeds-sse@sample"):
+        endpoint = SeedsSseEndpoint(url, modality=modality)
+    elif kind == "run_sse":
+        endpoint = RunSseEndpoint(url, modality=modality, token=None)
     elif kind == "adkvoice.v1":
         endpoint = SeedsEndpoint(url, modality=modality)
     elif kind in ("bidi", "bidi@serve"):
@@ -166,6 +209,15 @@ def bidi_demo_model(model: str, modality: Modality) -> str:
     pytest.skip(f"bidi-demo asks {model} for TEXT replies, which it refuses")
 
 
+def sample_model(model: str, modality: Modality) -> str:
+    """The model the sample's server runs for a test: it asks for the reply modality the
+    client asks for, so text cannot come from a model that only speaks."""
+    family = live_models.family_of(model)
+    if modality == "AUDIO" or family is None or family.text_replies:
+        return model
+    pytest.skip(f"the ADK streaming sample asks {model} for TEXT replies, which it refuses")
+
+
 def serve_bidi_model(model: str, modality: Modality) -> str:
     """The model `adkvoice serve` runs for a bidi-demo test: any model answers text (one
     that only speaks, with its transcript); speech comes from a model that only speaks."""
@@ -185,9 +237,15 @@ async def _backend(
     model: str,
     emulator: dict[str, Any],
 ) -> AsyncIterator[tuple[Backend, Emulator, Clock]]:
-    if kind in ("seeds", "adkvoice.v1"):
+    if kind == "run_sse" and modality == "AUDIO":
+        with pytest.raises(ConfigError, match="text only"):
+            RunSseEndpoint("http://h/run_sse?app_name=a", modality=modality, token=None)
+        pytest.skip("ADK's /run_sse carries no audio (refused before connecting)")
+    if kind in ("seeds", "adkvoice.v1", "seeds-sse"):
         async with serving(monkeypatch, model=model, emulator=emulator, audio_burst_s=30) as srv:
             url = f"{srv.server.ws_url}/ws/contract1"
+            if kind == "seeds-sse":
+                url = f"{srv.server.url}/events/contract1"
             async with _remote(kind, url, modality) as remote:
                 yield remote, srv.emulator, srv.clock
         return
@@ -200,6 +258,8 @@ async def _backend(
         return
     if kind == "bidi":
         model = bidi_demo_model(model, modality)
+    if kind in ("seeds@sample", "seeds-sse@sample"):
+        model = sample_model(model, modality)
     async with running_emulator(monkeypatch, **emulator) as emu:
         clock = Clock()
         loaded = make_agent(model, clock)
@@ -211,10 +271,23 @@ async def _backend(
             ):
                 yield remote, emu, clock
             return
-        if kind == "run_live":
+        if kind in ("seeds@sample", "seeds-sse@sample"):
+            assert loaded.agent is not None
+            async with sample_server(loaded.agent) as base:
+                url = f"{base}/ws/contract1"
+                if kind == "seeds-sse@sample":
+                    url = base.replace("ws://", "http://", 1) + "/events/contract1"
+                async with _remote(kind, url, modality) as remote:
+                    yield remote, emu, clock
+            return
+        if kind in ("run_live", "run_sse"):
             assert loaded.agent is not None
             async with adk_api_server(loaded.agent, tmp_path) as base:
                 url = f"{base}/run_live?app_name={APP}&user_id=u1"
+                if kind == "run_sse":
+                    url = (
+                        base.replace("ws://", "http://", 1) + f"/run_sse?app_name={APP}&user_id=u1"
+                    )
                 async with _remote(kind, url, modality) as remote:
                     yield remote, emu, clock
             return

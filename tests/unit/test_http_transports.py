@@ -144,3 +144,21 @@ def test_run_live_never_asks_for_transparent_resumption() -> None:
     assert "save_live_blob=true" in url
     (notice,) = asked.notices()
     assert "only Vertex AI takes" in notice
+
+
+def test_a_failure_adk_reported_as_an_event_is_said_once() -> None:
+    codec = RunSseClientCodec(app_name="a", user_id="u", session_id="s")
+    (error,) = codec.decode('{"author":"agent","errorCode":"E","errorMessage":"peer closed"}')
+    assert isinstance(error, ErrorEvent)
+    assert codec.decode('{"error": "RemoteProtocolError: peer closed"}') == []
+    codec.decode(RUN_END)
+    assert len(codec.decode('{"error": "RemoteProtocolError: peer closed"}')) == 1
+
+
+def test_a_streamed_tool_call_is_taken_once() -> None:
+    codec = RunSseClientCodec(app_name="a", user_id="u", session_id="s")
+    call = '{"functionCall":{"id":"c1","name":"t","args":{}}}'
+    partial = '{"author":"agent","partial":true,"content":{"parts":[' + call + "]}}"
+    whole = '{"author":"agent","content":{"parts":[' + call + "]}}"
+    assert codec.decode(partial) == []
+    assert [type(e) for e in codec.decode(whole)] == [ToolCall]
