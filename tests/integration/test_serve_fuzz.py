@@ -77,6 +77,7 @@ class Tally:
 ROUTES = [
     *("/", "/healthz", "/readyz", "/chat/stream", "/static/app.js", "/ws/x", "/nope", "/%"),
     *("/events/fz", "/events/%E2%80%AE", "/send/fz", "/send/good", "/send/" + "a" * 200),
+    *("/ws/u/fz", "/ws/%00/x", "/ws/u/" + "b" * 300),
 ]
 METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD", "TRACE", "BREW"]
 
@@ -196,6 +197,10 @@ def ws_target(rng: random.Random, base: str) -> tuple[str, list[str] | None, dic
     if rng.random() < 0.15:
         headers["Origin"] = rng.choice(["http://evil.example", "null"])
     protocols = rng.choice([None, [SUBPROTOCOL], ["other"]])
+    if rng.random() < 0.35:  # bidi-demo's route, with its own options
+        user = rng.choice(["u", "u" + str(rng.randrange(9)), "%E2%80%AE", "c" * 200])
+        params.append(rng.choice(["proactivity=true", "affective_dialog=maybe", "x=1"]))
+        return f"{base}/ws/{user}/{session}?{'&'.join(params)}", protocols, headers
     return f"{base}/ws/{session}?{'&'.join(params)}", protocols, headers
 
 
@@ -230,6 +235,17 @@ def ws_frame(rng: random.Random) -> tuple[str | bytes, bool]:
         return json.dumps([{"mime_type": "text/plain"}] * 3), False
     if pick == 10:
         return json.dumps({"type": "audio", "data": "AAAA" * rng.randint(1, 4000)}), False
+    if pick == 11 and rng.random() < 0.5:  # bidi-demo's image and activity messages
+        return json.dumps(
+            rng.choice(
+                [
+                    {"type": "image", "data": "/9j/" + "A" * rng.randint(0, 9000)},
+                    {"type": "image", "data": junk, "mimeType": "image/jpeg"},
+                    {"type": "image", "data": "AAAA", "mimeType": rng.choice(["text/html", 3])},
+                    {"type": rng.choice(["activity_start", "activity_end"])},
+                ]
+            )
+        ), False
     return json.dumps({"mime_type": "text/plain", "data": "fuzz says hi"}), False
 
 
