@@ -478,12 +478,14 @@ class RunSseEndpoint:
         return []
 
 
+_HTTP_URL_FORMS = (
+    "http://HOST:PORT/events/SESSION_ID (the ADK streaming sample's SSE version, or "
+    "adkvoice serve) or http://HOST:PORT/run_sse?app_name=AGENT (adk api_server, text only)"
+)
 _URL_FORMS = (
     "ws://HOST:PORT/ws/SESSION_ID (adkvoice serve, the ADK streaming sample), "
     "ws://HOST:PORT/ws/USER_ID/SESSION_ID (ADK's bidi-demo), "
-    "ws://HOST:PORT/run_live?app_name=AGENT (adk api_server), "
-    "http://HOST:PORT/events/SESSION_ID (the sample's SSE version) or "
-    "http://HOST:PORT/run_sse?app_name=AGENT (adk api_server, text only)"
+    f"ws://HOST:PORT/run_live?app_name=AGENT (adk api_server), {_HTTP_URL_FORMS}"
 )
 _OVER_HTTP = ("seeds-sse", "run_sse")
 
@@ -509,7 +511,7 @@ def endpoint_for(
             return RunSseEndpoint(url, modality=modality, token=token, headers=headers, live=live)
         if protocol == "seeds-sse" or _EVENTS_PATH.match(parts.path):
             return SeedsSseEndpoint(url, modality=modality, live=live)
-        raise ConfigError(f"an http:// --url must be one of {_URL_FORMS}")
+        raise ConfigError(f"an http:// --url must be {_HTTP_URL_FORMS}")
     if parts.scheme not in ("ws", "wss"):
         # Quoted back without its password (ws://user:password@host is allowed).
         raise ConfigError(

@@ -33,7 +33,7 @@ def test_url_picks_the_protocol() -> None:
     ("url", "words"),
     [
         ("ftp://h:1/ws/abc", "ws://, wss://, http:// or https://"),
-        ("http://h:1/ws/abc", "an http:// --url must be one of"),
+        ("http://h:1/ws/abc", "an http:// --url must be http://HOST:PORT/events"),
         ("ws://h:1/", "must name a session"),
         ("ws://h:1/run_live", "app_name"),
         ("http://h:1/run_sse", "app_name"),
