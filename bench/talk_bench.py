@@ -14,8 +14,16 @@ microphone, espeak-ng speech played into the microphone, and the Live API emulat
 3. The real `adkvoice talk` process against a standalone emulator: CPU while listening and
    while speaking, with echo cancellation (echo path on) and without (`--no-aec`); and
    whether the agent cut itself off over the echo path (with and without cancellation).
+4. The speaker's jitter buffer, the old fixed 100 ms prebuffer (`fixed`) against the
+   adaptive one (`adaptive`, the default): many replies through the conversation core to
+   the virtual speaker, delivered at steady real time (80 ms chunks, as the emulator
+   sends) and in bursts (100 ms frames, about one in six 50–80 ms late: a 150–180 ms gap,
+   made up by the next frame): first chunk received → first sample at the speaker p50/p95,
+   underruns (and those after the first three replies, once adapted), and a histogram
+   (a PNG with matplotlib, else text).
 
 Run: .venv/bin/python bench/talk_bench.py [--cycles N] [--steady-s S] [--cpu-window-s S]
+     [--policy both|adaptive|fixed] [--only jitter] [--replies N]
 Needs pulseaudio, pulseaudio-utils, libasound2-plugins, libportaudio2, espeak-ng, sox.
 """
 
@@ -76,6 +84,16 @@ def pct(values: list[float], q: float) -> float:
 
 def ms(x: float) -> str:
     return "n/a" if x != x else f"{x * 1000:.1f} ms"
+
+
+def make_playback(policy: str, *args: Any, **kwargs: Any) -> Any:
+    """`Playback` with the adaptive jitter buffer, or with the old fixed prebuffer."""
+    from adkvoice.audio.playback import Playback
+    from adkvoice.audio.ring import AdaptivePrebuffer
+
+    if policy == "fixed":
+        kwargs["prebuffer"] = AdaptivePrebuffer()
+    return Playback(*args, **kwargs)
 
 
 def make_speech(root: Path) -> Path:
@@ -153,6 +171,7 @@ async def in_process(
     steady_s: float,
     with_echo_path: bool,
     client_env: dict[str, str],
+    policy: str = "adaptive",
 ) -> Figures:
     """One conversation through TalkSession on the virtual devices, instrumented."""
     from rich.console import Console
@@ -160,7 +179,7 @@ async def in_process(
     from adkvoice.agents.loading import load_bundled_agent
     from adkvoice.audio.aec import EchoCanceller, try_canceller
     from adkvoice.audio.capture import Capture
-    from adkvoice.audio.playback import Playback, ReplyStart
+    from adkvoice.audio.playback import ReplyStart
     from adkvoice.audio.ring import TimedBlock
     from adkvoice.backends.embedded import EmbeddedBackend
     from adkvoice.config import point_genai_at
@@ -179,7 +198,7 @@ async def in_process(
             callbacks.append(time.monotonic())  # bench only: a list append per block
 
     capture = TimedCapture(MIC_SOURCE)
-    playback = Playback(SPEAKER_SINK, tap=True)
+    playback = make_playback(policy, SPEAKER_SINK, tap=True)
     store = open_store("memory")
     backend = EmbeddedBackend(
         load_bundled_agent(),
@@ -396,6 +415,156 @@ async def feeder(seconds: float, chunk_ms: int = 40, jitter_ms: float = 0.0) -> 
     finally:
         await playback.aclose()
     return fig
+
+
+# ---- 4: the jitter buffer, fixed against adaptive ----------------------------------------
+
+JITTER_REPLY_S = 3.0
+JITTER_ADAPTED_AFTER = 3  # replies: underruns after these count as "once adapted"
+
+
+def delivery_schedule(kind: str, seconds: float, rng: np.random.Generator) -> list[float]:
+    """Arrival offsets (s) of one reply's chunks: `steady` 80 ms chunks at real time,
+    `bursty` 100 ms frames with about one in six 50–80 ms late (a 150–180 ms gap)."""
+    if kind == "steady":
+        return [k * 0.08 for k in range(int(seconds / 0.08))]
+    out, late_before = [], True
+    for k in range(int(seconds / 0.1)):
+        late = not late_before and rng.integers(6) == 0
+        out.append(k * 0.1 + (rng.uniform(0.05, 0.08) if late else 0.0))
+        late_before = late
+    return out
+
+
+@dataclass
+class JitterFigures:
+    policy: str
+    delivery: str
+    waits: list[float] = field(default_factory=list)  # first chunk received → speaker
+    underruns: list[int] = field(default_factory=list)  # per reply
+    device_underflows: int = 0
+    targets: list[float] = field(default_factory=list)  # after each reply, ms
+
+    @property
+    def adapted_underruns(self) -> int:
+        return sum(self.underruns[JITTER_ADAPTED_AFTER:])
+
+
+async def jitter_feeder(policy: str, delivery: str, replies: int) -> JitterFigures:
+    """Replies through the conversation core (the speaker sink) to the virtual speaker on a
+    synthetic delivery schedule; each ends with `AnswerComplete` and a 0.4 s pause."""
+    from rich.console import Console
+
+    from adkvoice.audio.playback import ReplyStart
+    from adkvoice.conversation.voice import TalkSession
+    from adkvoice.events import AgentAudio, AnswerComplete
+    from adkvoice.ui.talk_view import TalkState, TalkView
+
+    fig = JitterFigures(policy, delivery)
+    rng = np.random.default_rng(1)
+    playback = make_playback(policy, SPEAKER_SINK)
+    await playback.start()
+    view = TalkView(Console(file=io.StringIO()), TalkState(push_to_talk=False))
+    session = TalkSession(None, view, playback, push_to_talk=False, half_duplex=False)  # type: ignore[arg-type]
+    starts: list[ReplyStart] = []
+    playback.on_reply_start = starts.append
+    frames = {"steady": SPEAKER_RATE * 80 // 1000, "bursty": SPEAKER_RATE // 10}[delivery]
+    t = np.arange(frames) / SPEAKER_RATE
+    chunk = (3000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+    loop = asyncio.get_running_loop()
+    publish = session.conversation.publish
+    d0 = playback.device_underflows
+    try:
+        for _ in range(replies):
+            u0, n0 = playback.underruns, len(starts)
+            first_at = None
+            begin = loop.time()
+            for offset in delivery_schedule(delivery, JITTER_REPLY_S, rng):
+                await asyncio.sleep(max(0.0, begin + offset - loop.time()))
+                event = AgentAudio(pcm=chunk)
+                first_at = first_at if first_at is not None else event.at
+                publish(event)
+            publish(AnswerComplete())
+            await playback.drain(10)
+            await asyncio.sleep(0.4)
+            if len(starts) > n0 and first_at is not None:
+                fig.waits.append(starts[n0].speaker_at - first_at)
+            fig.underruns.append(playback.underruns - u0)
+            fig.targets.append(playback.prebuffer.target_ms)
+        fig.device_underflows = playback.device_underflows - d0
+    finally:
+        await playback.aclose()
+    return fig
+
+
+def run_jitter(pulse: PulseServer, policy: str, delivery: str, replies: int) -> JitterFigures:
+    env = dict(os.environ)
+    env.update(pulse.client_env())
+    done = subprocess.run(
+        [sys.executable, __file__, "--jitter", policy, delivery, str(replies)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("FIGURES "):
+            return JitterFigures(**json.loads(line[len("FIGURES ") :]))
+    raise RuntimeError(f"jitter run failed:\n{done.stdout}\n{done.stderr}")
+
+
+def report_jitter(runs: list[JitterFigures], mic_to_sent: float, png: Path | None) -> None:
+    print("\n-- the speaker's jitter buffer: fixed 100 ms prebuffer (before) vs adaptive --")
+    mic = mic_to_sent if mic_to_sent == mic_to_sent else 0.0
+    mic_note = f"+ mic → sent p50 {ms(mic)}" if mic else "mic → sent not measured (--only)"
+    print(
+        f"voice-to-voice added by adkvoice = first chunk received → first sample at the "
+        f"speaker (device latency included) {mic_note}; {JITTER_REPLY_S:.0f} s replies"
+    )
+    for r in runs:
+        v2v = [w + mic for w in r.waits]
+        print(
+            f"{r.delivery:<7} {r.policy:<9} v2v added p50 {ms(pct(v2v, 50)):>9}  "
+            f"p95 {ms(pct(v2v, 95)):>9}  underruns {sum(r.underruns):3d} "
+            f"(after {JITTER_ADAPTED_AFTER} replies: {r.adapted_underruns})  "
+            f"device underflows {r.device_underflows}  target {r.targets[-1]:.0f} ms  "
+            f"(n={len(v2v)})"
+        )
+    print("targets: steady p50 ≤ 60 ms with 0 underruns; bursty 0 underruns once adapted")
+    histogram(runs, mic, png)
+
+
+def histogram(runs: list[JitterFigures], mic: float, png: Path | None) -> None:
+    """Voice-to-voice added per run: a PNG with matplotlib, else 10 ms text bins."""
+    series = {f"{r.delivery} {r.policy}": [(w + mic) * 1000 for w in r.waits] for r in runs}
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("histogram (matplotlib is not installed: text, 10 ms bins, one # per reply):")
+        top = max((max(v) for v in series.values() if v), default=0.0)
+        for label, values in series.items():
+            counts = np.bincount((np.asarray(values) // 10).astype(int), minlength=1)
+            print(f"  {label}")
+            for b in range(int(top // 10) + 1):
+                n = int(counts[b]) if b < len(counts) else 0
+                if n:
+                    print(f"    {b * 10:4d}–{b * 10 + 9:<4d} ms {'#' * n}")
+        return
+    if png is None:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = np.arange(0, max(max(v, default=0) for v in series.values()) + 20, 10)
+    for label, values in series.items():
+        ax.hist(values, bins=bins, alpha=0.5, label=label)
+    ax.set_xlabel("voice-to-voice added by adkvoice (ms)")
+    ax.set_ylabel("replies")
+    ax.legend()
+    fig.savefig(png, dpi=100)
+    print(f"histogram: {png}")
 
 
 async def wait_for(predicate: Any, timeout_s: float) -> bool:
@@ -733,9 +902,9 @@ def attach_pulse(root: Path) -> PulseServer:
 
 
 def in_process_child(argv: list[str]) -> None:
-    """`--in-process ROOT SPEECH PACING CYCLES STEADY_S ECHO`: one run in a fresh process
-    (ADK caches its model client, so each emulator gets a process of its own)."""
-    root, speech, pacing, cycles, steady_s, echo = argv
+    """`--in-process ROOT SPEECH PACING CYCLES STEADY_S ECHO POLICY`: one run in a fresh
+    process (ADK caches its model client, so each emulator gets a process of its own)."""
+    root, speech, pacing, cycles, steady_s, echo, policy = argv
     pulse = attach_pulse(Path(root))
     client = {k: v for k, v in os.environ.items() if k in CREDENTIAL_VARS}
     figures = asyncio.run(
@@ -747,6 +916,7 @@ def in_process_child(argv: list[str]) -> None:
             steady_s=float(steady_s),
             with_echo_path=echo == "1",
             client_env=client,
+            policy=policy,
         )
     )
     print("FIGURES " + json.dumps(dataclasses.asdict(figures)), flush=True)
@@ -760,6 +930,7 @@ def run_child(
     cycles: int,
     steady_s: float,
     echo: bool,
+    policy: str = "adaptive",
 ) -> Figures:
     with emulator_process(pacing, rules) as client:
         env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
@@ -775,6 +946,7 @@ def run_child(
                 str(cycles),
                 str(steady_s),
                 "1" if echo else "0",
+                policy,
             ],
             capture_output=True,
             text=True,
@@ -809,8 +981,12 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve-emulator":
         serve_emulator(float(sys.argv[2]), Path(sys.argv[3]))
         return
-    if len(sys.argv) == 8 and sys.argv[1] == "--in-process":
+    if len(sys.argv) == 9 and sys.argv[1] == "--in-process":
         in_process_child(sys.argv[2:])
+        return
+    if len(sys.argv) == 5 and sys.argv[1] == "--jitter":
+        jitter = asyncio.run(jitter_feeder(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        print("FIGURES " + json.dumps(dataclasses.asdict(jitter)), flush=True)
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--feeder":
         figures = asyncio.run(feeder(float(sys.argv[2]), jitter_ms=float(sys.argv[3])))
@@ -820,19 +996,46 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=8, help="barge-in cycles")
     parser.add_argument("--steady-s", type=float, default=20.0, help="steady window, seconds")
     parser.add_argument("--cpu-window-s", type=float, default=8.0)
+    parser.add_argument(
+        "--policy",
+        choices=("both", "adaptive", "fixed"),
+        default="both",
+        help="the speaker's prebuffer: the adaptive jitter buffer, the old fixed one, both",
+    )
+    parser.add_argument("--only", choices=("jitter",), help="run only the jitter buffer part")
+    parser.add_argument("--replies", type=int, default=12, help="replies per jitter run")
+    parser.add_argument(
+        "--png", type=Path, default=Path("talk_bench_v2v.png"), help="histogram (matplotlib)"
+    )
     args = parser.parse_args()
+    policies = ["fixed", "adaptive"] if args.policy == "both" else [args.policy]
     root = Path(tempfile.mkdtemp(prefix="adkv-talk-bench-"))
     rules = root / "rules.toml"
     rules.write_text(f'fallback = "{LONG_REPLY}"\n')  # every turn: a ~25 s reply
+    if args.only == "jitter":
+        with PulseServer.start(root / "pulse") as pulse:
+            runs = jitter_runs(pulse, policies, args.replies)
+        shutil.rmtree(root, ignore_errors=True)
+        print("\n== adkvoice talk benchmark: the speaker's jitter buffer (virtual speaker) ==")
+        report_jitter(runs, float("nan"), args.png)
+        return
     with PulseServer.start(root / "pulse") as pulse:
         speech = make_speech(root)
-        print("1/3 in-process, burst delivery, echo path …", flush=True)
+        print("1/4 in-process, burst delivery, echo path …", flush=True)
         burst = run_child(pulse, speech, rules, 0.0, args.cycles, 0.0, echo=True)
-        print("2/3 in-process, real-time delivery …", flush=True)
-        steady = run_child(pulse, speech, rules, 1.0, 0, args.steady_s, echo=False)
+        print("2/4 in-process, real-time delivery …", flush=True)
+        steadies = {
+            policy: run_child(
+                pulse, speech, rules, 1.0, 0, args.steady_s, echo=False, policy=policy
+            )
+            for policy in policies
+        }
+        steady = steadies[policies[-1]]
         fed = run_feeder(pulse, args.steady_s, 0.0)
         fed_jitter = run_feeder(pulse, args.steady_s, 30.0)
-        print("3/3 the talk process …", flush=True)
+        print("3/4 the jitter buffer …", flush=True)
+        runs = jitter_runs(pulse, policies, args.replies)
+        print("4/4 the talk process …", flush=True)
         procs = []
         with emulator_process(1.0, rules) as client:
             w = args.cpu_window_s
@@ -873,6 +1076,23 @@ def main() -> None:
             )
     shutil.rmtree(root, ignore_errors=True)
     report(burst, steady, fed, fed_jitter, procs)
+    mic = pct(burst.mic_callback_to_sent, 50)
+    print("\n-- the emulator at real time, one long reply, by prebuffer policy --")
+    for policy, g in steadies.items():
+        print(
+            f"{policy:<9} voice-to-voice added {ms(pct(g.local_v2v, 50) + mic)}  "
+            f"underruns {g.steady_underruns} in {g.steady_s:.1f} s of steady delivery"
+        )
+    report_jitter(runs, mic, args.png)
+
+
+def jitter_runs(pulse: PulseServer, policies: list[str], replies: int) -> list[JitterFigures]:
+    runs = []
+    for delivery in ("steady", "bursty"):
+        for policy in policies:
+            print(f"   {delivery} delivery, {policy} prebuffer …", flush=True)
+            runs.append(run_jitter(pulse, policy, delivery, replies))
+    return runs
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The speaker: agent audio through a preallocated ring and an adaptive prebuffer.
+"""The speaker: agent audio through a preallocated ring and an adaptive jitter buffer.
 
-The output callback (DESIGN.md rule 1) only runs `ring.read_into(out)` (zeros on underrun,
-counted), stamps times and bumps counters. Everything else (resampling when the device
-refuses 24 kHz, the backlog beyond the ring, the prebuffer policy) runs on the loop.
+The output callback (DESIGN.md rule 1) only runs `ring.read_into(out)` (a short fade and
+zeros on underrun, counted), stamps times and bumps counters. Everything else (resampling
+when the device refuses 24 kHz, the backlog beyond the ring, the jitter buffer's policy,
+`audio/jitter.py`) runs on the loop.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from adkvoice.audio.dsp import (
     StreamResampler,
     pcm_to_int16,
 )
-from adkvoice.audio.ring import AdaptivePrebuffer, Int16Ring, TimedBlock, TimedRing
+from adkvoice.audio.jitter import JitterBuffer, PrebufferPolicy
+from adkvoice.audio.ring import Int16Ring, TimedBlock, TimedRing
 
 _monotonic = time.monotonic
+FADE_MS = 4  # an underrun fades out (and the audio back in) over this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ class ReplyStart:
 
 
 class Playback:
-    """Agent audio to the speaker through a preallocated ring with an adaptive prebuffer.
+    """Agent audio to the speaker through a preallocated ring with an adaptive jitter buffer.
 
     Loop side: `enqueue()` each chunk, `end_reply()` at the end of a turn, `flush()` on
     barge-in. The callback only runs `ring.read_into(out)`, so a flush takes effect at
@@ -46,6 +49,10 @@ class Playback:
     (`device_buffer_s`, 30 ms asked, ~38 ms measured on PulseAudio) still plays out.
     A smaller device buffer underflows (clicks) on a loaded machine. With `tap=True` the
     audio as actually played is kept with speaker timestamps (recorder, echo reference).
+
+    The jitter buffer (`prebuffer`, a `JitterBuffer` unless given) sees every chunk's
+    arrival and says how long to hold each reply's first audio; it starts at 10 ms and
+    grows only with the lateness it sees and with underruns.
     """
 
     def __init__(
@@ -56,7 +63,7 @@ class Playback:
         block_ms: int = 10,
         device_buffer_s: float = 0.03,
         buffer_s: float = 20.0,
-        prebuffer: AdaptivePrebuffer | None = None,
+        prebuffer: PrebufferPolicy | None = None,
         tap: bool = False,
         quality: ResampleQuality = "LQ",
         on_reply_start: Callable[[ReplyStart], None] | None = None,
@@ -70,7 +77,7 @@ class Playback:
         self._quality: ResampleQuality = quality
         self._want_tap = tap
         self._stall_timeout_s = stall_timeout_s
-        self.prebuffer = prebuffer or AdaptivePrebuffer()
+        self.prebuffer: PrebufferPolicy = prebuffer or JitterBuffer()
         self.on_reply_start = on_reply_start
         self._ring = Int16Ring(1)
         self._tap: TimedRing | None = None
@@ -118,8 +125,8 @@ class Playback:
         info = as_device(self._device_spec, "output")
         rate = self._forced_rate or info.choose_rate("output", MODEL_OUTPUT_RATE)
         self.device, self.sample_rate = info, rate
-        self._ring = Int16Ring(int(rate * self._buffer_s))
-        self._ring.start_threshold = self.prebuffer.target_frames(rate)
+        self._ring = Int16Ring(int(rate * self._buffer_s), fade_frames=rate * FADE_MS // 1000)
+        self._set_thresholds()
         if self._want_tap:
             self._tap = TimedRing(rate * 10, rate)
         self.last_callback_at = _monotonic()
@@ -179,11 +186,13 @@ class Playback:
                 self._resamplers[sample_rate] = resampler
             samples = resampler.process(samples)
         self._end_pending = False
+        self.prebuffer.on_chunk(_monotonic(), len(pcm) / 2 / sample_rate)
+        self._update_policy()  # before the audio is visible to the callback
         self._push(samples)
-        self._update_policy()
 
     def end_reply(self) -> None:
         """The turn is complete: play what is queued even if under the prebuffer."""
+        self.prebuffer.on_reply_end()
         for resampler in self._resamplers.values():
             tail = resampler.flush()
             if tail.size:
@@ -196,6 +205,7 @@ class Playback:
     def flush(self) -> None:
         """Drop all queued agent audio; silence from the next device block on."""
         self.flush_requested_at = _monotonic()
+        self.prebuffer.on_reply_end()
         self._backlog.clear()
         self._end_pending = False
         for resampler in self._resamplers.values():
@@ -279,7 +289,12 @@ class Playback:
             self.prebuffer.on_underrun(new_underruns)
         elif played and self.sample_rate:
             self.prebuffer.on_played(played / self.sample_rate)
-        ring.start_threshold = self.prebuffer.target_frames(self.sample_rate)
+        self._set_thresholds()
+
+    def _set_thresholds(self) -> None:
+        ring, rate = self._ring, self.sample_rate
+        ring.start_hold = self.prebuffer.hold_frames(rate)
+        ring.start_threshold = self.prebuffer.start_frames(rate)
 
     def _label(self) -> str:
         return self.device.label("output") if self.device else "the speaker"

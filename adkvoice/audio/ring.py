@@ -31,25 +31,35 @@ class Int16Ring:
     - `start_threshold` (frames, set by the producer): after a flush, the end of a reply or
       an underrun, output stays silent until this much is buffered (the prebuffer), the
       producer has marked the end of the reply (`mark_end`, so a short reply still plays),
-      or it has waited as long as the threshold itself since audio arrived (so a producer
-      that never marks the end costs at most one prebuffer of delay).
+      or it has waited `start_hold` frames since audio arrived (the playout delay; -1, the
+      default, waits as long as the threshold itself, so a producer that never marks the
+      end costs at most one prebuffer of delay).
+    - `fade_frames` (constructor): running dry mid-reply ramps from the last sample played
+      down to zero, and resuming after it ramps the audio up, over this many frames, so
+      an underrun is a short silence and never a click (0: a plain zero-fill).
     - `underruns`: gaps inside a reply. A dry ring is only an underrun if more audio of the
       same reply follows; running dry at the end of a reply (before `mark_end` arrives) is
       not one. The count is therefore taken when playback resumes after the gap.
     - `starts`: replies that began playing (not resumptions after an underrun).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, fade_frames: int = 0) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         self._buf: Int16Array = np.zeros(capacity, dtype=np.int16)
         self._capacity = capacity
+        fade = max(0, fade_frames)
+        steps = np.arange(1, fade + 1, dtype=np.float32) / np.float32(max(1, fade))
+        self._fade_down = (1.0 - steps).astype(np.float32)  # (K-1)/K … 0
+        self._fade_up = (steps - steps[:1]).astype(np.float32) if fade else steps  # 0 … (K-1)/K
+        self._fade_tmp = np.zeros(fade, dtype=np.float32)
         # producer-owned
         self._write_pos = 0
         self._flush_to = 0
         self._flush_gen = 0
         self._end_pos = -1  # write position at the last `mark_end`, -1 if none
         self.start_threshold = 0
+        self.start_hold = -1
         self.overflows = 0  # writes that did not fit entirely
         self.frames_dropped = 0  # frames those writes lost
         # consumer-owned
@@ -58,6 +68,9 @@ class Int16Ring:
         self._running = False  # consumer is playing (not holding for the prebuffer)
         self._gap_pending = False  # ran dry mid-reply; an underrun if the reply resumes
         self._held = 0  # frames of silence output while holding with audio buffered
+        self._last = 0  # the last sample played, where a fade-out after running dry starts
+        self._fade_from = 0
+        self._fade_left = 0  # frames of that fade-out still to output
         self.underruns = 0
         self.starts = 0
         self.flushes_applied = 0
@@ -138,6 +151,7 @@ class Int16Ring:
             self._running = False
             self._gap_pending = False
             self._held = 0
+            self._fade_left = 0
             self.flushes_applied += 1
 
     def _copy_out(self, out: Int16Array, n: int) -> None:
@@ -164,35 +178,64 @@ class Int16Ring:
         """
         self._apply_flush()
         avail = self._write_pos - self._read_pos
+        resumed = False
         if not self._running:
             if avail <= 0:
                 self._held = 0
                 out.fill(0)
+                self._fade_out(out, 0)
                 return 0
             threshold = self.start_threshold
+            hold = self.start_hold if self.start_hold >= 0 else threshold
             ended = self._end_pos >= 0 and self._end_pos >= self._write_pos
-            if avail < threshold and not ended and self._held < threshold:
+            if avail < threshold and not ended and self._held < hold:
                 self._held += len(out)
                 out.fill(0)
+                self._fade_out(out, 0)
                 return 0
             self._running = True
             self._held = 0
+            self._fade_left = 0
             # After a gap: the same reply resuming is an underrun; an end mark placed at
             # the point where the ring ran dry means this is the next reply.
             if self._gap_pending and self._end_pos != self._read_pos:
                 self.underruns += 1
+                resumed = True
             else:
                 self.starts += 1
             self._gap_pending = False
         n = min(len(out), avail)
         self._copy_out(out, n)
         self.frames_played += n
+        fade = len(self._fade_tmp)
+        if resumed and fade:
+            m = min(n, fade)
+            np.multiply(out[:m], self._fade_up[:m], out=self._fade_tmp[:m])
+            out[:m] = self._fade_tmp[:m]
         if n < len(out):
             out[n:] = 0
             self._running = False
             # Dry before the producer marked the end: a gap, unless no more audio comes.
-            self._gap_pending = not (self._end_pos >= 0 and self._read_pos >= self._end_pos)
+            # (Only the end mark of this reply counts: an earlier reply's is behind us.)
+            self._gap_pending = self._read_pos != self._end_pos
+            if self._gap_pending and fade:
+                self._fade_from = int(out[n - 1]) if n else self._last
+                self._fade_left = fade
+                self._fade_out(out, n)
+        elif n:
+            self._last = int(out[n - 1])
         return n
+
+    def _fade_out(self, out: Int16Array, start: int) -> None:
+        """Continue the ramp from the last sample played down to zero into `out[start:]`."""
+        left = self._fade_left
+        if left <= 0:
+            return
+        m = min(len(out) - start, left)
+        i = len(self._fade_tmp) - left
+        np.multiply(self._fade_down[i : i + m], self._fade_from, out=self._fade_tmp[:m])
+        out[start : start + m] = self._fade_tmp[:m]
+        self._fade_left = left - m
 
     def reset(self) -> None:
         """Empty the ring at once. Only when no consumer can be running (stream stopped)."""
@@ -201,6 +244,7 @@ class Int16Ring:
         self._running = False
         self._gap_pending = False
         self._held = 0
+        self._fade_left = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +329,10 @@ class TimedRing:
 class AdaptivePrebuffer:
     """How much agent audio to buffer before playing a reply (pure policy, loop-side).
 
+    The policy before `adkvoice.audio.jitter.JitterBuffer` (which `Playback` uses by
+    default): a fixed 100 ms start prebuffer raised only by underruns. Kept for comparison
+    (`bench/talk_bench.py --policy fixed`).
+
     Realtime models deliver ~100 ms frames with occasional 150–180 ms gaps; starting
     playback on the first frame clicks at every gap. Start small for latency (a source
     faster than real time starts at once; one sending 80 ms frames at real-time pace waits
@@ -319,6 +367,18 @@ class AdaptivePrebuffer:
 
     def target_frames(self, sample_rate: int) -> int:
         return round(self._target_ms * sample_rate / 1000.0)
+
+    def hold_frames(self, sample_rate: int) -> int:
+        return self.target_frames(sample_rate)
+
+    def start_frames(self, sample_rate: int) -> int:
+        return self.target_frames(sample_rate)
+
+    def on_chunk(self, at: float, seconds: float) -> None:
+        """Arrival times do not matter to this policy."""
+
+    def on_reply_end(self) -> None:
+        """Nor do reply boundaries."""
 
     def on_underrun(self, count: int = 1) -> None:
         """A reply starved `count` times: buffer more from now on."""

@@ -122,7 +122,7 @@ async def test_no_underruns_at_steady_delivery(pulse: PulseServer) -> None:
         assert pb.ring.frames_played == 30 * 1920
         # The device's own underflows depend on the machine's load, not on delivery.
         print(f"\nsteady delivery: device underflows {pb.device_underflows - underflows_before}")
-        assert pb.prebuffer.target_ms == 100
+        assert pb.prebuffer.target_ms < 60  # the jitter buffer stays small (15 ms late at most)
 
 
 async def test_prebuffer_adapts_to_gaps_between_frames(pulse: PulseServer) -> None:
@@ -143,7 +143,7 @@ async def test_prebuffer_adapts_to_gaps_between_frames(pulse: PulseServer) -> No
     # Adapted: the last third has two gaps, which would click without adapting; a stray
     # scheduling hiccup on a busy machine may still cost one.
     assert counts[-1] - counts[19] <= 1
-    assert pb.prebuffer.target_ms > 100
+    assert pb.prebuffer.target_ms >= 70  # it covers the frames that come 70 ms late
 
 
 async def test_underruns_are_counted_when_delivery_starves(pulse: PulseServer) -> None:

@@ -388,8 +388,8 @@ async def test_playback_prebuffers_plays_flushes(fake_sd: FakeSoundDevice) -> No
     pb = Playback("pulse", on_reply_start=starts.append, tap=True)
     await pb.start()
     assert fake_sd.streams[-1].kwargs["samplerate"] == 24_000
-    assert pb.prebuffer.target_ms == 100
-    pb.enqueue(pcm(960))  # 40 ms: under the 100 ms prebuffer
+    assert pb.prebuffer.target_ms == 10  # the jitter buffer starts small
+    pb.enqueue(pcm(960))  # 40 ms: held for the 10 ms playout delay
     assert not run_block(pb, 240).any()
     pb.enqueue(pcm(1800))
     assert (run_block(pb, 240) == 1000).all()
