@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from adkvoice.config import register_env_secrets
 from adkvoice.errors import AgentLoadError, ModelRejectedError
@@ -68,6 +70,34 @@ def _unknown_model(what: str) -> ModelRejectedError:
     )
 
 
+_Derive = TypeVar("_Derive", bound=Callable[..., "LoadedAgent"])
+# Copying an agent copies its Gemini model, which then builds its google-genai clients
+# again: two TLS contexts each, 30-60 ms of CPU apiece on the event loop. serve derives
+# the same agent for every session (background tools for Gemini 3.8), so a derivation is
+# kept per source agent, and its copies and their clients are built once.
+MAX_KEPT_DERIVATIONS = 32
+_kept: dict[tuple[str, int, tuple[Hashable, ...]], tuple[LoadedAgent, LoadedAgent]] = {}
+
+
+def _kept_per_source(derive: _Derive) -> _Derive:
+    """`derive(loaded, *args)` once per source agent and arguments (the agents are
+    shared anyway: a derived agent is used as the loaded one is, by every session)."""
+
+    @functools.wraps(derive)
+    def kept(loaded: LoadedAgent, *args: Hashable) -> LoadedAgent:
+        key = (derive.__name__, id(loaded), args)
+        hit = _kept.get(key)
+        if hit is not None and hit[0] is loaded:  # the same source, not a reused id
+            return hit[1]
+        derived: LoadedAgent = derive(loaded, *args)
+        if len(_kept) >= MAX_KEPT_DERIVATIONS:
+            del _kept[next(iter(_kept))]
+        _kept[key] = (loaded, derived)
+        return derived
+
+    return cast(_Derive, kept)
+
+
 def _with_root(loaded: LoadedAgent, update: dict[str, object]) -> LoadedAgent:
     """`loaded` with its root LLM agent changed, as a copy: the loaded agent stays as it
     is, because the server shares it between sessions and routes."""
@@ -82,11 +112,13 @@ def _with_root(loaded: LoadedAgent, update: dict[str, object]) -> LoadedAgent:
     return replace(loaded, agent=clone)
 
 
+@_kept_per_source
 def with_model(loaded: LoadedAgent, model: str | None) -> LoadedAgent:
     """`loaded` with its root agent on `model` (a copy)."""
     return _with_root(loaded, {"model": model}) if model else loaded
 
 
+@_kept_per_source
 def with_thinking(loaded: LoadedAgent, thinking: Thinking | None) -> LoadedAgent:
     """`loaded` with its root agent's thinking set (a copy); ADK passes the agent's
     `generate_content_config.thinking_config` to the live setup."""
@@ -108,6 +140,7 @@ def with_thinking(loaded: LoadedAgent, thinking: Thinking | None) -> LoadedAgent
     return _with_root(loaded, {"generate_content_config": config})
 
 
+@_kept_per_source
 def with_background_tools(loaded: LoadedAgent) -> LoadedAgent:
     """`loaded` with the root agent's plain function tools run in the background (a copy).
 

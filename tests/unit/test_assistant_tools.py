@@ -105,3 +105,16 @@ def test_thinking_reaches_the_agent_config() -> None:
     config = changed.generate_content_config
     assert config is not None
     assert config.thinking_config == types.ThinkingConfig(thinking_level=types.ThinkingLevel.HIGH)
+
+
+def test_a_derived_agent_is_built_once_per_source_and_arguments() -> None:
+    """serve derives the same agent for every session; a copy would build its model's
+    google-genai clients (and their TLS contexts) again on the event loop."""
+    loaded = _loaded()
+    assert with_background_tools(loaded) is with_background_tools(loaded)
+    high = with_thinking(loaded, Thinking(level="high"))
+    assert with_thinking(loaded, Thinking(level="high")) is high
+    assert with_thinking(loaded, Thinking(level="low")) is not high
+    other = _loaded()
+    assert with_background_tools(other) is not with_background_tools(loaded)
+    assert root_agent(with_background_tools(other)) is not root_agent(other)
