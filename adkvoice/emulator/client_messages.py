@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeVar
 from adkvoice.errors import ProtocolError
 from adkvoice.live_models import SCHEDULINGS, Scheduling, ToolBehavior, model_id
 
+from .vision import ImageRefused, image_refusal
+
 JsonObject = dict[str, Any]
 Modality = Literal["TEXT", "AUDIO"]
 
@@ -133,14 +135,24 @@ class AudioChunk:
 
 
 @dataclass(frozen=True)
+class ImageBlob:
+    data: bytes
+    mime_type: str  # one of vision.IMAGE_MIME_TYPES
+
+
+@dataclass(frozen=True)
 class RealtimeInput:
     audio: tuple[AudioChunk, ...] = ()
     used_media_chunks: bool = False  # the 2.x `mediaChunks` field rather than `audio`
-    other_media: int = 0  # images/video: counted, never interpreted
+    images: tuple[ImageBlob, ...] = ()  # video frames and images (`video` or mediaChunks)
     text: str | None = None
     activity_start: bool = False
     activity_end: bool = False
     audio_stream_end: bool = False
+
+    @property
+    def other_media(self) -> int:
+        return len(self.images)
 
 
 @dataclass(frozen=True)
@@ -471,44 +483,42 @@ def _decode_client_content(body: Mapping[str, Any]) -> ClientContent:
     return ClientContent(turns=tuple(turns), turn_complete=complete)
 
 
-def _decode_blob(blob: Mapping[str, Any], where: str) -> tuple[AudioChunk | None, bool]:
+def _decode_blob(blob: Mapping[str, Any], where: str) -> AudioChunk | ImageBlob:
+    """PCM audio, or an image Gemini takes (else ProtocolError, as Gemini refuses it)."""
     mime = _get(blob, "mime_type")
     if not isinstance(mime, str):
         raise ProtocolError(f"{where}.mimeType is missing (e.g. audio/pcm;rate=16000)")
     data = decode_b64(_get(blob, "data"), f"{where}.data")
     rate = audio_rate(mime)
     if rate is None:
-        return None, True
+        if (refusal := image_refusal(mime, len(data))) is not None:
+            raise ImageRefused(f"{where}: {refusal}")
+        return ImageBlob(data, mime)
     if len(data) % 2:
         raise ProtocolError(f"{where}: 16-bit PCM needs an even number of bytes, got {len(data)}")
-    return AudioChunk(pcm=data, sample_rate=rate), False
+    return AudioChunk(pcm=data, sample_rate=rate)
 
 
 def _decode_realtime(body: Mapping[str, Any]) -> RealtimeInput:
-    audio: list[AudioChunk] = []
-    other = 0
+    blobs: list[AudioChunk | ImageBlob] = []
     chunks = _list(_get(body, "media_chunks"), "realtime_input.mediaChunks")
     for i, blob in enumerate(chunks):
         where = f"realtime_input.mediaChunks[{i}]"
-        chunk, is_other = _decode_blob(_obj(blob, where), where)
-        other += is_other
-        if chunk:
-            audio.append(chunk)
-    if (raw_audio := _get(body, "audio")) is not None:
-        where = "realtime_input.audio"
-        chunk, is_other = _decode_blob(_obj(raw_audio, where), where)
-        if is_other or chunk is None:
-            raise ProtocolError("realtime_input.audio must be audio/pcm")
-        audio.append(chunk)
-    if _get(body, "video") is not None:
-        other += 1
+        blobs.append(_decode_blob(_obj(blob, where), where))
+    for key in ("audio", "video"):
+        if (raw := _get(body, key)) is not None:
+            where = f"realtime_input.{key}"
+            blobs.append(decoded := _decode_blob(_obj(raw, where), where))
+            if isinstance(decoded, AudioChunk) != (key == "audio"):
+                kind = "audio/pcm" if key == "audio" else "an image"
+                raise ProtocolError(f"realtime_input.{key} must be {kind}")
     text = _get(body, "text")
     if text is not None and not isinstance(text, str):
         raise ProtocolError("realtime_input.text must be a string")
     return RealtimeInput(
-        audio=tuple(audio),
+        audio=tuple(b for b in blobs if isinstance(b, AudioChunk)),
         used_media_chunks=bool(chunks),
-        other_media=other,
+        images=tuple(b for b in blobs if isinstance(b, ImageBlob)),
         text=text,
         activity_start=_get(body, "activity_start") is not None,
         activity_end=_get(body, "activity_end") is not None,

@@ -24,8 +24,7 @@ The model played is the setup's family in the catalogue (`models.emulated_family
   `scheduling` asks: WHEN_IDLE (after what it is saying), INTERRUPT (cutting that
   short) or SILENT (not at all: the result only enters the context). A user who cuts in
   before the result arrives gets `toolCallCancellation` for it.
-- Proactive audio asked for in the setup: an utterance with no words the recogniser
-  knows (a cough, a door) gets no answer, as the model may choose not to respond.
+- Proactive audio (asked for in the setup): a sound without known words gets no answer.
 """
 
 from __future__ import annotations
@@ -409,6 +408,7 @@ class LiveConnection:
             language=self.setup.language or "the language you speak",
             thinking=self.setup.thinking.label if self.setup.thinking else "none",
             groups=match_groups(rule, text),
+            vision=self.record.sight.facts(),
         )
 
     async def _answer(

@@ -37,8 +37,11 @@ said the turn before), {first} (the earliest of their words still in the model's
 window), {turn} (1-based user turn number), {model}, {voice} and {language} (what the
 setup asked for, or the model's default), {thinking} (the thinking setting, or "none"),
 {match.NAME} (a named group of the rule's `match`), and after a call {result} (the tool
-response rendered readably) or {result.field}. Alternatives such as {result.time|result}
-use the first one present. Write {{ and }} for literal braces.
+response rendered readably) or {result.field}. {vision} says what the connection was
+shown ("I see 2 frame(s), 768×576, mostly red (#fe0000), unchanged."); its parts are
+{vision.frames}, {vision.size} (768×576), {vision.colour} (a name), {vision.hex} and
+{vision.changed} (yes/no), empty while nothing was seen. Alternatives such as
+{result.time|result} use the first one present. Write {{ and }} for literal braces.
 
 `say` may be a list: each item is one model turn. Models that report interactionStatus
 (Gemini 3.8) send them as separate turns, IN_PROGRESS until the last (IDLE); other
@@ -58,6 +61,8 @@ from typing import Any, Literal, get_args
 
 from adkvoice.errors import ConfigError
 
+from .vision import VISION_FIELDS
+
 FaultName = Literal["close-1011", "drop", "delay", "slow", "malformed", "go-away"]
 FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 DEFAULT_FALLBACK = "You said: {text}"
@@ -72,6 +77,7 @@ TEMPLATE_ROOTS = (
     "thinking",
     "match",
     "result",
+    "vision",
 )
 TIMED_FAULTS = ("delay", "slow", "go-away")  # the faults that take `seconds`
 _RULE_KEYS = {"match", "say", "call", "args", "while", "fault", "seconds", "send_handle"}
@@ -132,6 +138,7 @@ class TemplateContext:
     groups: Mapping[str, str] = field(default_factory=dict)  # named groups of the match
     result: Any = None
     has_result: bool = False
+    vision: Mapping[str, str] = field(default_factory=dict)  # vision.Sight.facts()
 
 
 def render_value(value: Any) -> str:
@@ -189,6 +196,11 @@ def render(template: str, ctx: TemplateContext) -> str:
                 if not group and not last:
                     continue
                 return group or ""
+            if root == "vision":
+                seen = ctx.vision.get(path[0] if path else "summary", "")
+                if not seen and not last:
+                    continue
+                return seen
             if path:
                 return token
             values = {
@@ -221,11 +233,16 @@ def check_template(
             raise ConfigError(f"{where}: stray {token!r}; write {token * 2} for a literal brace")
         for name in names.split("|"):
             root, *path = name.split(".")
-            if root not in TEMPLATE_ROOTS or (path and root not in ("result", "match")):
+            if root not in TEMPLATE_ROOTS or (path and root not in ("result", "match", "vision")):
                 raise ConfigError(
                     f"{where}: unknown placeholder {{{name}}}; use one of "
                     + ", ".join(f"{{{r}}}" for r in TEMPLATE_ROOTS if r != "match")
                     + " or {match.NAME}"
+                )
+            if root == "vision" and path and (len(path) != 1 or path[0] not in VISION_FIELDS):
+                raise ConfigError(
+                    f"{where}: unknown placeholder {{{name}}}; use {{vision}} or "
+                    + ", ".join(f"{{vision.{f}}}" for f in VISION_FIELDS)
                 )
             if root == "match" and (len(path) != 1 or path[0] not in (groups or {})):
                 known = ", ".join(f"{{match.{g}}}" for g in groups or {}) or "none"

@@ -16,6 +16,7 @@ sentence naming the handle problem.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from .models import emulated_family, setup_refusal
 from .rules import Rules
 from .speech import Stt, Tts
 from .stats import EmulatorStats
+from .vision import ImageRefused
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +179,13 @@ async def _serve(ws: ServerConnection, session: LiveConnection, stats: EmulatorS
         try:
             msg = p.decode_client_message(raw)
             if isinstance(msg, p.RealtimeInput):
-                stats.media_in += msg.other_media  # images and video: counted, not looked at
+                stats.media_in += msg.other_media
+                for image in msg.images:  # decoded off the loop: a large PNG takes a while
+                    await asyncio.to_thread(session.record.sight.see, image.data)
             await session.handle(msg)
         except ProtocolError as exc:
             stats.protocol_errors += 1
+            stats.refused_images += isinstance(exc, ImageRefused)
             log.info("emulator closing on a bad client frame: %s", exc)
             await ws.close(1007, close_reason(f"{INVALID_ARGUMENT} {exc}"))
             return

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .client_messages import Setup
+from .vision import Sight
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ConnectionRecord:
     compressions: int = 0
     opened_at: float = field(default_factory=time.monotonic)  # setup accepted
     closed_at: float | None = None  # None while the connection is open
+    sight: Sight = field(default_factory=Sight)  # the images and video frames it was shown
 
     @property
     def open(self) -> bool:
@@ -61,6 +63,7 @@ class EmulatorStats:
     ignored_utterances: int = 0  # not answered: no words in them, and proactive audio is on
     audio_in_bytes: int = 0
     media_in: int = 0  # images and video frames in realtimeInput (mediaChunks or video)
+    refused_images: int = 0  # image blobs closed with 1007: a type or size Gemini refuses
     audio_out_bytes: int = 0
     protocol_errors: int = 0
     rest_requests: int = 0  # HTTP requests to :streamGenerateContent / :generateContent
