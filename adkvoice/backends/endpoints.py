@@ -56,7 +56,12 @@ def auth_headers(token: str | None, headers: Headers = ()) -> dict[str, str]:
 
 class Endpoint(Protocol):
     url: str  # as the user gave it; shown through `redact` (it may hold a password)
-    capabilities: Capabilities
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the transport carries; where the handshake decides (adkvoice.v1 or the
+        seeds' protocol), what the last connection's codec carries."""
+        ...
 
     async def prepare(self) -> None:
         """Work before each connection attempt (creating the session over REST)."""
@@ -101,9 +106,12 @@ def server_agent_query(
 
 class SeedsEndpoint:
     """`ws://HOST/ws/SESSION_ID`: the seeds' protocol, or adkvoice.v1 if offered back.
-    `protocol` "seeds" never offers the extension; "adkvoice.v1" requires it."""
+    `protocol` "seeds" never offers the extension; "adkvoice.v1" requires it. Images
+    travel over adkvoice.v1 only: until a handshake has chosen it (or `protocol` requires
+    it), the capabilities say no images."""
 
-    capabilities = Capabilities(push_to_talk=False, tool_events=False, user_transcripts=False)
+    _SEEDS = Capabilities(push_to_talk=False, tool_events=False, user_transcripts=False)
+    _V1 = replace(_SEEDS, images=True)
 
     def __init__(
         self,
@@ -116,6 +124,7 @@ class SeedsEndpoint:
         self.url = url
         self._protocol = protocol
         self._is_audio = modality == "AUDIO"
+        self._extended = protocol == "adkvoice.v1"  # what the last handshake chose
         # adkvoice serve takes the session options as query parameters; the ADK sample
         # ignores what it does not know.
         self._live_query = to_query(live or LiveOptions())
@@ -138,8 +147,13 @@ class SeedsEndpoint:
     async def prepare(self) -> None:
         return None
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._V1 if self._extended else self._SEEDS
+
     def codec(self, subprotocol: str | None) -> ClientCodec:
-        if subprotocol == adkvoice_v1.SUBPROTOCOL:
+        self._extended = subprotocol == adkvoice_v1.SUBPROTOCOL
+        if self._extended:
             return adkvoice_v1.V1ClientCodec(is_audio=self._is_audio)
         if self._protocol == "adkvoice.v1":
             raise ConfigError(
@@ -164,7 +178,7 @@ class RunLiveEndpoint:
     # ADK's /run_live builds its own RunConfig with the model's voice detection on, and no
     # query parameter turns it off: the model refuses activity signals then (1007).
     capabilities = Capabilities(
-        push_to_talk=False, tool_events=True, user_transcripts=True, usage=True
+        push_to_talk=False, tool_events=True, user_transcripts=True, usage=True, images=True
     )
 
     def __init__(
@@ -295,9 +309,9 @@ class BidiDemoEndpoint:
     """`ws://HOST/ws/USER_ID/SESSION_ID` (ADK's bidi-demo sample, see `wire.bidi_demo`)."""
 
     # The demo's protocol has no activity signals; it sends every ADK Event (tool calls,
-    # transcripts when its model speaks, usage).
+    # transcripts when its model speaks, usage) and takes images.
     capabilities = Capabilities(
-        push_to_talk=False, tool_events=True, user_transcripts=True, usage=True
+        push_to_talk=False, tool_events=True, user_transcripts=True, usage=True, images=True
     )
 
     def __init__(
@@ -511,7 +525,7 @@ def endpoint_for(
             return RunSseEndpoint(url, modality=modality, token=token, headers=headers, live=live)
         if protocol == "seeds-sse" or _EVENTS_PATH.match(parts.path):
             return SeedsSseEndpoint(url, modality=modality, live=live)
-        raise ConfigError(f"an http:// --url must be {_HTTP_URL_FORMS}")
+        raise ConfigError(f"an http:// --url must be {_HTTP_URL_FORMS}, not {redact(url)!r}")
     if parts.scheme not in ("ws", "wss"):
         # Quoted back without its password (ws://user:password@host is allowed).
         raise ConfigError(
