@@ -19,6 +19,7 @@ class Capabilities:
     user_transcripts: bool  # what the model heard the user say
     usage: bool = False  # token counts
     audio: bool = True  # speech both ways (else typed turns and text replies only)
+    images: bool = False  # still images (camera and screen frames) for the model to see
 
 
 class Backend(Protocol):
@@ -44,6 +45,11 @@ class Backend(Protocol):
 
     async def send_audio(self, pcm16k: bytes) -> None:
         """Send 16 kHz 16-bit little-endian mono PCM."""
+        ...
+
+    async def send_image(self, data: bytes, mime_type: str) -> None:
+        """A still image for the model to see (image/jpeg, image/png or image/webp);
+        `ConfigError` where the transport carries none (`Capabilities.images`)."""
         ...
 
     async def send_activity_start(self) -> None: ...

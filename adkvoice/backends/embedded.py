@@ -173,7 +173,7 @@ class EmbeddedBackend:
         self._audio_hold: SendHold[bytes | ActivitySignal] = SendHold(MAX_HELD_AUDIO_BYTES)
 
     capabilities = Capabilities(
-        push_to_talk=True, tool_events=True, user_transcripts=True, usage=True
+        push_to_talk=True, tool_events=True, user_transcripts=True, usage=True, images=True
     )
 
     @property

@@ -5,7 +5,8 @@ One connection manager for every endpoint (`endpoints`), channel (`channels`) an
 turn state is the embedded backend's (`recovery.TurnLedger`): after an unexpected drop the
 manager reconnects with backoff and jitter to the same session id, says so with notices,
 holds what the user sends meanwhile (`SendHold`), and sends the turn in flight again only
-if the server does not answer it by itself.
+if the server does not answer it by itself. Of images only the newest is kept, and it is
+shown again after every reconnect: the server's new model connection may not have it.
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ class Outgoing:
     """Something the user sends, encoded only when it goes out (the codec is chosen per
     connection). Compared by identity: the ledger tracks the typed turn's own item."""
 
-    kind: Literal["text", "audio", "activity_start", "activity_end"]
+    kind: Literal["text", "audio", "image", "activity_start", "activity_end"]
     text: str = ""
     pcm: bytes = b""
+    image: bytes = b""
+    mime_type: str = ""
 
 
 class RemoteBackend:
@@ -102,6 +105,10 @@ class RemoteBackend:
         self._closing = False
         self._ledger = TurnLedger()
         self._hold: SendHold[Outgoing] = SendHold(MAX_HELD_AUDIO_BYTES)
+        # The newest image the user showed: the only one kept while disconnected (older
+        # pictures would only cost tokens), and shown again after a reconnect (a new model
+        # connection, or a new session on a server that keeps none, may not have it).
+        self._picture: Outgoing | None = None
         self._resend_task: asyncio.Task[None] | None = None
         self._refusals: set[str] = set()  # what the server refused, each said once
 
@@ -233,6 +240,8 @@ class RemoteBackend:
         dropped = self._hold.dropped_bytes
         for item in self._hold.take():
             await self._send_now(item)
+        if self._picture is not None:
+            await self._send_now(self._picture)
         if dropped:
             self._outbox.notice(dropped_audio_notice(dropped, reconnecting=True))
 
@@ -265,6 +274,9 @@ class RemoteBackend:
             return codec.encode_text(item.text)
         if item.kind == "audio":
             return codec.encode_audio(item.pcm)
+        if item.kind == "image":
+            # None if a reconnect landed on a server without images: the frame is dropped.
+            return codec.encode_image(item.image, item.mime_type)
         return codec.encode_activity(item.kind == "activity_start")
 
     async def _send_now(self, item: Outgoing) -> bool:
@@ -291,6 +303,10 @@ class RemoteBackend:
     async def _send(self, item: Outgoing) -> None:
         """Send now, or hold the item for after the reconnect."""
         self._outbox.raise_if_failed()
+        if item.kind == "image":
+            self._picture = item
+            await self._send_now(item)  # if disconnected, sent after the reconnect
+            return
         held = not await self._send_now(item)
         if held and self._hold.add(item, audio_bytes=len(item.pcm)):
             log.debug("send hold full: dropping the oldest audio")
@@ -304,6 +320,14 @@ class RemoteBackend:
         if not self.capabilities.audio:
             raise ConfigError(f"{self.description} carries no audio: type instead")
         await self._send(Outgoing("audio", pcm=pcm16k))
+
+    async def send_image(self, data: bytes, mime_type: str) -> None:
+        if not self.capabilities.images:
+            raise ConfigError(
+                f"{self.description} carries no images: show them over adkvoice.v1 "
+                "(adkvoice serve), bidi-demo or /run_live"
+            )
+        await self._send(Outgoing("image", image=data, mime_type=mime_type))
 
     def _require_push_to_talk(self) -> None:
         if not self.capabilities.push_to_talk:

@@ -25,17 +25,14 @@ protocol (google/adk-samples `python/agents/bidi-demo`; the frames are in
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 import uuid
 
 from starlette.websockets import WebSocket
 
 from adkvoice.agents.loading import live_model_of, root_agent
 from adkvoice.backends.base import Backend
-from adkvoice.backends.embedded import EmbeddedBackend
-from adkvoice.errors import AdkVoiceError, BackendError, ConfigError
+from adkvoice.errors import AdkVoiceError, ConfigError
 from adkvoice.events import Event, Notice
 from adkvoice.live_models import family_of
 from adkvoice.live_options import LiveOptions, from_query
@@ -48,7 +45,7 @@ from adkvoice.server.ws import (
     refused_access,
     refused_for_room,
 )
-from adkvoice.wire.base import ActivityInput, ErrorCode, Frame, FrameError, ImageInput
+from adkvoice.wire.base import ActivityInput, ErrorCode, Frame, FrameError
 from adkvoice.wire.bidi_demo import BidiDemoServerCodec
 
 log = logging.getLogger("adkvoice.server")
@@ -114,7 +111,7 @@ async def bidi_endpoint(ws: WebSocket, user_id: str, session_id: str) -> None:
 
 
 class BidiSession(WsSession):
-    """One bidi-demo connection: `WsSession` with the demo's frames, and images."""
+    """One bidi-demo connection: `WsSession` with the demo's frames."""
 
     protocol_name = "bidi-demo"
 
@@ -137,16 +134,14 @@ class BidiSession(WsSession):
         # The demo's page has one socket: a newer connection is another page or a reload.
         self.stays_open_when_replaced = False
         self._codec = codec
-        self._embedded: EmbeddedBackend | None = None
 
     def notify(self, message: str) -> None:
         self._spawn(self._send_events([Notice(message=message, level="warning")]))
 
     def _new_backend(self) -> Backend:
-        self._embedded = self.hub.session_backend(
+        return self.hub.session_backend(
             self.adk_session_id, audio=self.audio, live=self.live, user_id=self.user_id
         )
-        return self._embedded
 
     def _encode(self, event: Event) -> list[Frame]:
         return self._codec.encode(event)
@@ -162,25 +157,6 @@ class BidiSession(WsSession):
             msg = self._codec.decode(frame)
         except FrameError as exc:
             return await self._client_error(exc.code, str(exc))
-        if isinstance(msg, ImageInput):
-            return await self._on_image(msg)
         if isinstance(msg, ActivityInput):
             return await self._client_error("activity_not_enabled", ACTIVITY_REFUSED)
-        return await self._handle(msg, backend)
-
-    async def _on_image(self, image: ImageInput) -> CloseRequest | None:
-        limit = self._opts.max_image_bytes
-        if len(image.data) > limit:
-            return await self._client_error(
-                "image_too_large", f"the image has {len(image.data)} bytes; the limit is {limit}"
-            )
-        now = time.monotonic()
-        refusal = self._rates.image(now)
-        if refusal is not None:
-            await self._refused(refusal, now)
-            return None
-        assert self._embedded is not None
-        # If the agent failed, the pump reports it and closes.
-        with contextlib.suppress(BackendError):
-            await self._embedded.send_image(image.data, image.mime_type)
-        return None
+        return await self._handle(msg, backend)  # images too: `WsSession._on_image`

@@ -73,7 +73,7 @@ class ServeOptions:
     # burst covers a user pasting a few lines at once.
     text_turns_per_minute: float = 30.0
     text_turn_burst: int = 5
-    # Images (bidi-demo's camera): decoded size, and how many a second beyond a burst. An
+    # Images (adkvoice.v1 and bidi-demo): decoded size, and how many a second beyond a burst. An
     # image also travels in one frame, as base64, so `max_frame_bytes` bounds it first.
     max_image_bytes: int = 2 * 1024 * 1024
     images_per_s: float = 2.0
@@ -108,6 +108,9 @@ class ServeOptions:
             "audio_burst_s": self.audio_burst_s,
             "text_turns_per_minute": self.text_turns_per_minute,
             "text_turn_burst": self.text_turn_burst,
+            "max_image_bytes": self.max_image_bytes,
+            "images_per_s": self.images_per_s,
+            "image_burst": self.image_burst,
         }
 
     def validate(self) -> None:

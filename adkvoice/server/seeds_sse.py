@@ -145,7 +145,7 @@ class SseSession:
                     if refusal is not None:
                         return _error(429, refusal.message)
                     await backend.send_audio(msg.pcm)
-            else:  # EndInput: the seeds decoder never yields it
+            else:  # EndInput or ImageInput: the seeds decoder never yields them
                 return _error(400, "this route takes text/plain and audio/pcm messages")
         except BackendError:
             return _error(503, "the agent failed; reopen the stream to try again")

@@ -8,6 +8,9 @@ connection only:
   without the extension: an error frame (`{"type": "error", "code": ...}`), the frame is
   dropped; after `max_client_errors` of them, close 1007;
 - text over `max_text_chars`: error frame `text_too_long`;
+- an image (adkvoice.v1) over `max_image_bytes` decoded: error frame `image_too_large`;
+  images faster than `images_per_s` beyond `image_burst`: the excess is dropped, error
+  frame `image_rate_exceeded` at most once a second;
 - a frame over `max_frame_bytes`: close 1009;
 - audio faster than real time plus a burst: the excess is dropped, error frame
   `audio_rate_exceeded` at most once a second;
@@ -78,6 +81,7 @@ from adkvoice.wire.base import (
     Frame,
     FrameError,
     Hello,
+    ImageInput,
     TextInput,
 )
 from adkvoice.wire.seeds import SeedEncoder
@@ -506,6 +510,8 @@ class WsSession:
             if isinstance(msg, AudioInput):
                 await self._on_audio(msg.pcm, backend)
                 return None
+            if isinstance(msg, ImageInput):
+                return await self._on_image(msg, backend)
             assert isinstance(msg, EndInput)
             self._ended = True
             self._spawn(self._finish_after_turn())
@@ -542,6 +548,20 @@ class WsSession:
             await self._refused(refusal, now)
             return
         await backend.send_audio(pcm)
+
+    async def _on_image(self, image: ImageInput, backend: Backend) -> CloseRequest | None:
+        limit = self._opts.max_image_bytes
+        if len(image.data) > limit:
+            return await self._client_error(
+                "image_too_large", f"the image has {len(image.data)} bytes; the limit is {limit}"
+            )
+        now = time.monotonic()
+        refusal = self._rates.image(now)
+        if refusal is not None:
+            await self._refused(refusal, now)
+            return None
+        await backend.send_image(image.data, image.mime_type)
+        return None
 
     async def _refused(self, refusal: Refusal, now: float) -> None:
         """A message over a rate limit was dropped: say so at most once a second."""

@@ -6,10 +6,14 @@
 // server that requires one; ?protocol=seeds speaks only the seeds' protocol (base64 JSON),
 // as the ADK sample's own page does.
 //
+// Camera and Share screen show the model a picture (adkvoice.v1 only: the seeds' protocol
+// has no image message): about one JPEG frame a second, only when it changed (vision.js).
+//
 // `window.adkvoice.stats` is a read-only snapshot of counters (connections, frames, audio
 // bytes each way, samples played) for debugging and for the browser tests.
 
 import { arrayBufferToBase64, base64ToArrayBuffer, startPlayer, startRecorder } from "./audio.js";
+import { startVideo } from "./vision.js";
 
 const SUBPROTOCOL = "adkvoice.v1";
 // When the model speaks a background call's result (tool_result.scheduling).
@@ -22,6 +26,7 @@ const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 15000;
 // Close codes after which reconnecting cannot help: the user must change something.
 const FINAL_CLOSE_CODES = new Set([1008]);
+const VIDEO_TITLES = { camera: "Show the agent your camera", screen: "Show the agent your screen" };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -30,6 +35,10 @@ const ui = {
   send: $("sendButton"),
   audio: $("startAudioButton"),
   fresh: $("newSessionButton"),
+  camera: $("cameraButton"),
+  screen: $("screenButton"),
+  video: $("videoLabel"),
+  preview: $("preview"),
   messages: $("messages"),
   status: $("status"),
   mode: $("mode"),
@@ -47,6 +56,7 @@ const state = {
   timer: null,
   player: null,
   recorder: null,
+  video: null, // the camera or screen being shown: { source, stats, resend(), stop() }
   bubbles: { agentText: null, agentSpeech: null, userSpeech: null },
   tools: new Map(), // call id → its bubble, so a result spoken later updates its own call
   working: null, // the "still working" bubble while a model says more of its answer follows
@@ -66,6 +76,10 @@ const stats = {
   audioBytesOut: 0,
   samplesPlayed: 0, // agent samples the player worklet has output (as it last reported)
   underruns: 0,
+  video: "", // "camera" or "screen" while one is shown
+  imagesOut: 0, // frames sent to the model
+  imageBytesOut: 0,
+  imagesSkipped: 0, // frames not sent: the same picture as the last one sent
 };
 
 window.adkvoice = Object.freeze({
@@ -176,6 +190,11 @@ function connect() {
     stats.connects += 1;
     stats.protocol = state.extended ? SUBPROTOCOL : "seeds";
     ui.send.disabled = false;
+    updateVideoButtons();
+    if (!state.extended && state.video) {
+      stopVideo();
+      notice("the server speaks the seeds' protocol, which carries no images", "error");
+    }
     setStatus("connected" + (state.audio ? " · audio" : ""), "ok");
     if (!state.extended) {
       // A seeds server sends no hello.
@@ -206,6 +225,7 @@ function connect() {
     stats.protocol = "";
     state.switching = false;
     ui.send.disabled = true;
+    updateVideoButtons();
     endTurn(false);
     const reason = event.reason ? ": " + event.reason : "";
     if (FINAL_CLOSE_CODES.has(event.code) || (event.code === 1000 && /replaced/.test(event.reason))) {
@@ -287,6 +307,8 @@ function handle(message) {
       state.attempt = 0;
       if (message.resumed && !state.switching) notice("continuing the conversation");
       state.switching = false;
+      // A new connection: its model may not have the picture yet.
+      if (state.video) state.video.resend();
       break;
     case "agent_text":
       if (message.partial) appendTo("agentText", "agent", message.text, []);
@@ -410,6 +432,69 @@ async function stopAudio() {
   if (wasAudio) reconnectNow();
 }
 
+// ---------------------------------------------------------------- camera and screen
+
+function sendImage(buffer, mimeType) {
+  if (!state.extended) return false;
+  const frame = JSON.stringify({ type: "image", mime_type: mimeType, data: arrayBufferToBase64(buffer) });
+  if (!send(frame)) return false;
+  stats.imagesOut += 1;
+  stats.imageBytesOut += buffer.byteLength;
+  return true;
+}
+
+function updateVideoButtons() {
+  const connected = state.extended && state.ws && state.ws.readyState === WebSocket.OPEN;
+  const seeds = stats.protocol === "seeds";
+  for (const [source, button] of [["camera", ui.camera], ["screen", ui.screen]]) {
+    const on = state.video && state.video.source === source;
+    button.disabled = !connected && !on; // one that is on can always be stopped
+    button.title = seeds ? "images need the adkvoice.v1 protocol" : VIDEO_TITLES[source];
+    button.classList.toggle("active", Boolean(on));
+  }
+  ui.camera.textContent = state.video && state.video.source === "camera" ? "Stop Camera" : "Camera";
+  ui.screen.textContent = state.video && state.video.source === "screen" ? "Stop Sharing" : "Share screen";
+}
+
+function showVideoStats(videoStats) {
+  stats.imagesSkipped = videoStats.skipped;
+  const sent = videoStats.sent;
+  const source = state.video ? state.video.source : "";
+  ui.video.textContent = source ? `${source} · ${sent} frame${sent === 1 ? "" : "s"} sent` : "";
+}
+
+function stopVideo() {
+  const video = state.video;
+  state.video = null;
+  stats.video = "";
+  if (video) video.stop();
+  ui.video.textContent = "";
+  updateVideoButtons();
+}
+
+async function toggleVideo(source) {
+  const wasOn = state.video && state.video.source === source;
+  stopVideo();
+  if (wasOn) return;
+  ui.camera.disabled = ui.screen.disabled = true;
+  try {
+    // Asked inside the click handler: screen sharing needs the user's gesture.
+    const video = await startVideo(source, ui.preview, sendImage, (s) => {
+      if (state.video === video) showVideoStats(s);
+    }, () => {
+      if (state.video === video) stopVideo();
+    });
+    state.video = video;
+    stats.video = source;
+    showVideoStats(video.stats);
+  } catch (error) {
+    const what = source === "camera" ? "the camera" : "screen sharing";
+    notice(`could not start ${what}: ` + (error && error.message ? error.message : error), "error");
+  } finally {
+    updateVideoButtons();
+  }
+}
+
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = ui.input.value;
@@ -419,6 +504,8 @@ ui.form.addEventListener("submit", (event) => {
 });
 
 ui.audio.addEventListener("click", () => (state.audio ? stopAudio() : startAudio()));
+ui.camera.addEventListener("click", () => toggleVideo("camera"));
+ui.screen.addEventListener("click", () => toggleVideo("screen"));
 
 ui.fresh.addEventListener("click", () => {
   state.sessionId = randomId();

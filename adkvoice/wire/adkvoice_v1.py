@@ -13,9 +13,16 @@ Text frames are JSON objects with a ``type``. Client → server::
 
     {"type": "text", "text": "<user text>"}
     {"type": "audio", "data": "<base64 16 kHz PCM>"}  (for clients that cannot send binary)
+    {"type": "image", "mime_type": "image/jpeg", "data": "<base64>"}
+                        a still image (a camera or screen frame) for the model to see:
+                        image/jpeg, image/png or image/webp, best fitted to 768 px
     {"type": "end"}     I am done sending: the server finishes the current turn and closes 1000
 
-The seeds' two client messages are accepted on an extended connection too.
+The seeds' two client messages are accepted on an extended connection too. An image
+(``mime_type`` defaults to image/jpeg) over the hello's ``max_image_bytes`` decoded is
+refused with error ``image_too_large``; images beyond ``image_burst`` faster than
+``images_per_s`` are dropped with error ``image_rate_exceeded``. Each frame costs the
+model input tokens: send about one a second, and only when the picture changed.
 
 Server → client: first, once::
 
@@ -23,7 +30,8 @@ Server → client: first, once::
      "agent": "<app name>", "input_rate": 16000, "output_rate": 24000, "resumed": false,
      "awaiting_reply": false, "limits": {"max_frame_bytes": ..., "max_text_chars": ...,
      "audio_rate_slack": ..., "audio_burst_s": ..., "text_turns_per_minute": ...,
-     "text_turn_burst": ...}}
+     "text_turn_burst": ..., "max_image_bytes": ..., "images_per_s": ...,
+     "image_burst": ...}}
 
 (``resumed`` says the session id already had a conversation, which continues;
 ``awaiting_reply`` that it ends with a user turn the agent had not answered, which the
@@ -89,6 +97,7 @@ from adkvoice.wire.base import (
     b64decode,
     b64encode,
     dumps,
+    image_input,
     loads_object,
     parse_json,
     pcm_input,
@@ -110,10 +119,14 @@ def _decode_typed_client(obj: Mapping[str, Any]) -> ClientMessage:
         return text_input(obj.get("text"), "text")
     if kind == "audio":
         return pcm_input(b64decode(obj.get("data"), "data"))
+    if kind == "image":
+        return image_input(obj.get("data"), obj.get("mime_type", "image/jpeg"), "data")
     if kind == "end":
         return EndInput()
     shown = kind[:40] if isinstance(kind, str) else kind
-    raise FrameError("unknown_type", f"unknown message type {shown!r}: expected text, audio or end")
+    raise FrameError(
+        "unknown_type", f"unknown message type {shown!r}: expected text, audio, image or end"
+    )
 
 
 def decode_client_frame(frame: Frame, *, extended: bool) -> ClientMessage:
@@ -132,7 +145,8 @@ def decode_client_frame(frame: Frame, *, extended: bool) -> ClientMessage:
             "invalid_message",
             'a message must be a JSON object such as {"mime_type": "text/plain", "data": "hi"}',
         )
-    if "type" in obj and "mime_type" not in obj:
+    # A typed message; the seeds' messages have a mime_type and no type (an image has both).
+    if "type" in obj and ("mime_type" not in obj or obj["type"] == "image"):
         if not extended:
             raise FrameError(
                 "extension_not_enabled",
@@ -154,6 +168,11 @@ def encode_client_audio(pcm: bytes, *, extended: bool = False) -> Frame:
     if extended:
         return bytes(pcm)
     return seeds.audio_frame(pcm)
+
+
+def encode_client_image(data: bytes, mime_type: str) -> str:
+    """An image frame (extension only: the seeds' protocol has none)."""
+    return dumps({"type": "image", "mime_type": mime_type, "data": b64encode(data)})
 
 
 def encode_client_end() -> str:
@@ -334,6 +353,9 @@ class V1ClientCodec(seeds.SeedsClientCodec):
 
     def encode_audio(self, pcm: bytes) -> Frame:
         return encode_client_audio(pcm, extended=True)
+
+    def encode_image(self, data: bytes, mime_type: str) -> Frame | None:
+        return encode_client_image(data, mime_type)
 
     def encode_goodbye(self) -> Frame | None:
         return encode_client_end()

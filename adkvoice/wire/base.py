@@ -22,6 +22,8 @@ TEXT_MIME = "text/plain"
 AUDIO_MIME = "audio/pcm"
 INPUT_RATE = 16_000  # what clients send: 16 kHz s16le mono
 OUTPUT_RATE = 24_000  # what the agent speaks
+# What a client may show the model (Gemini takes HEIC/HEIF too; browsers cannot make them).
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 Frame = str | bytes
 
@@ -74,15 +76,15 @@ class EndInput:
     """The client is done sending (extension only)."""
 
 
-ClientMessage = TextInput | AudioInput | EndInput
-
-
 @dataclass(frozen=True, slots=True)
 class ImageInput:
-    """A still image for the model to see (bidi-demo's camera button)."""
+    """A still image for the model to see (a camera or screen frame)."""
 
     data: bytes
-    mime_type: str  # image/jpeg, image/png or image/webp
+    mime_type: str  # one of IMAGE_TYPES
+
+
+ClientMessage = TextInput | AudioInput | ImageInput | EndInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,19 @@ def b64decode(data: Any, where: str) -> bytes:
 
 def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def image_input(data: Any, mime: Any, where: str) -> ImageInput:
+    """An image message's base64 `data` (named `where` in errors) and its `mime` type."""
+    if mime not in IMAGE_TYPES:
+        raise FrameError(
+            "unsupported_mime_type",
+            f"images must be {', '.join(IMAGE_TYPES)}, not {str(mime)[:40]!r}",
+        )
+    image = b64decode(data, where)
+    if not image:
+        raise FrameError("invalid_message", f"the image's {where} is empty")
+    return ImageInput(data=image, mime_type=mime)
 
 
 def pcm_input(pcm: bytes) -> AudioInput:
@@ -201,6 +216,11 @@ class ClientCodec(Protocol):
     def encode_audio(self, pcm: bytes) -> Frame | None:
         """16 kHz s16le mono PCM; None where the transport carries no audio (refused
         before connecting, see `Capabilities.audio`)."""
+        ...
+
+    def encode_image(self, data: bytes, mime_type: str) -> Frame | None:
+        """A still image (one of `IMAGE_TYPES`) for the model to see; None where the
+        transport has no image message (refused before sending, see `Capabilities.images`)."""
         ...
 
     def encode_activity(self, start: bool) -> Frame | None:

@@ -5,6 +5,7 @@ server: `LiveRequest` JSON with snake_case keys::
 
     {"content": {"role": "user", "parts": [{"text": "..."}]}}
     {"blob": {"mime_type": "audio/pcm;rate=16000", "data": "<base64>"}}
+    {"blob": {"mime_type": "image/jpeg", "data": "<base64>"}}   (a camera or screen frame)
     {"activity_start": {}}   {"activity_end": {}}   {"close": true}
 
 Server → client: one ADK `Event` per text frame (`model_dump_json`, camelCase keys, bytes
@@ -34,6 +35,11 @@ def encode_audio(pcm: bytes) -> str:
     return dumps({"blob": {"mime_type": AUDIO_MIME, "data": b64encode(pcm)}})
 
 
+def encode_image(data: bytes, mime_type: str) -> str:
+    """An image blob: ADK sends it to the model as realtime input (video, on 3.x)."""
+    return dumps({"blob": {"mime_type": mime_type, "data": b64encode(data)}})
+
+
 def encode_activity(start: bool) -> str:
     return dumps({"activity_start" if start else "activity_end": {}})
 
@@ -57,6 +63,9 @@ class RunLiveClientCodec:
 
     def encode_audio(self, pcm: bytes) -> Frame:
         return encode_audio(pcm)
+
+    def encode_image(self, data: bytes, mime_type: str) -> Frame | None:
+        return encode_image(data, mime_type)
 
     def encode_activity(self, start: bool) -> Frame | None:
         return encode_activity(start)

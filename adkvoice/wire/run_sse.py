@@ -66,6 +66,9 @@ class RunSseClientCodec:
     def encode_audio(self, pcm: bytes) -> Frame | None:
         return None  # refused before connecting (no audio capability)
 
+    def encode_image(self, data: bytes, mime_type: str) -> Frame | None:
+        return None  # a run takes one typed message
+
     def encode_activity(self, start: bool) -> Frame | None:
         return None
 

@@ -203,6 +203,9 @@ class SeedsClientCodec:
     def encode_audio(self, pcm: bytes) -> Frame:
         return audio_frame(pcm)
 
+    def encode_image(self, data: bytes, mime_type: str) -> Frame | None:
+        return None  # the sample's server refuses any mime type but text and PCM
+
     def encode_activity(self, start: bool) -> Frame | None:
         return None
 

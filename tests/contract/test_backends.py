@@ -211,3 +211,35 @@ async def test_dropped_model_connection_mid_answer(text_live: Live) -> None:
     if not text_live.kind.startswith("seeds"):  # the seeds protocol has no notice frame
         assert warnings, describe(events)  # the user is told, not left guessing
     assert all("reconnecting" in w.message for w in warnings), describe(events)
+
+
+# 8 -----------------------------------------------------------------------------------------
+def red_jpeg() -> bytes:
+    """A 64 x 48 red JPEG, as a camera frame would come (OpenCV, the vision extra)."""
+    import numpy as np
+
+    cv2 = pytest.importorskip("cv2", reason="the vision extra is not installed")
+    picture = np.zeros((48, 64, 3), dtype=np.uint8)
+    picture[:, :] = (0, 0, 255)  # BGR
+    ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(encoded.tobytes())
+
+
+@pytest.mark.parametrize(("kind", "model"), tool_cases())
+async def test_the_model_sees_an_image(text_live: Live) -> None:
+    """An image sent before a typed turn is what the model answers "what do you see?"
+    about; a transport that carries no images says so up front and refuses one."""
+    jpeg = red_jpeg()
+    backend = text_live.backend
+    if not backend.capabilities.images:
+        with pytest.raises(ConfigError, match="carries no images"):
+            await backend.send_image(jpeg, "image/jpeg")
+        pytest.skip(f"{text_live.kind} carries no images (its capabilities say so)")
+    await backend.send_image(jpeg, "image/jpeg")
+    await backend.send_text("what do you see?")
+    seen = "I see 1 frame(s), 64×48, mostly red (#"
+    events = await text_live.events.answers(1, text=seen)
+    assert_one_answer_after_a_turn_complete(events)
+    assert shown_text(events).startswith(seen), describe(events)
+    assert text_live.emulator.stats.connection_log[-1].sight.frames == 1

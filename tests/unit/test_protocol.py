@@ -17,12 +17,13 @@ from adkvoice.wire.adkvoice_v1 import (
     decode_server_frame,
     encode_client_audio,
     encode_client_end,
+    encode_client_image,
     encode_client_text,
     encode_error,
     encode_extended,
     encode_hello,
 )
-from adkvoice.wire.base import AudioInput, EndInput, FrameError, Hello, TextInput
+from adkvoice.wire.base import AudioInput, EndInput, FrameError, Hello, ImageInput, TextInput
 from adkvoice.wire.chat_sse import (
     SSE_DONE,
     SseDone,
@@ -161,6 +162,9 @@ def test_extension_client_frames() -> None:
     assert decode_client_frame(encode_client_end(), extended=True) == EndInput()
     typed_audio = json.dumps({"type": "audio", "data": PCM_B64})
     assert decode_client_frame(typed_audio, extended=True) == AudioInput(PCM)
+    image = encode_client_image(b"\xff\xd8jpeg", "image/jpeg")
+    assert image == '{"type": "image", "mime_type": "image/jpeg", "data": "/9hqcGVn"}'
+    assert decode_client_frame(image, extended=True) == ImageInput(b"\xff\xd8jpeg", "image/jpeg")
 
 
 def test_urlsafe_base64_and_rate_parameter() -> None:
@@ -317,7 +321,7 @@ BAD_CLIENT = [
     ('{"mime_type": "audio/pcm;rate=44100", "data": "AAAA"}', False, "invalid_audio", "16 kHz"),
     (b"\x00\x01", False, "binary_not_enabled", "adkvoice.v1"),
     ('{"type": "text", "text": "x"}', False, "extension_not_enabled", "adkvoice.v1"),
-    ('{"type": "dance"}', True, "unknown_type", "text, audio or end"),
+    ('{"type": "dance"}', True, "unknown_type", "text, audio, image or end"),
     ('{"type": 7}', True, "unknown_type", "expected"),
     ('{"type": "text"}', True, "invalid_message", "string"),
     ('{"type": "audio", "data": "!"}', True, "invalid_base64", "base64"),

@@ -113,3 +113,56 @@ def test_worklets(tmp_path: Path) -> None:
     assert results["shortReplyPlays"] == [-0.5, -0.5, 0]  # the end of a turn plays the tail
     # The first state change: playback started, nothing output yet.
     assert results["states"][0] == {"playing": True, "underruns": 0, "played": 0}
+
+
+VISION_HARNESS = r"""
+const v = await import(process.argv[2]);
+const still = new Uint8Array(96 * 54).fill(100);
+const typed = still.slice();
+typed[7] = 120; // one thumbnail pixel 20 levels off: a typed character
+const noisy = still.map((x, i) => x + (i % 3) - 1); // ±1 level everywhere: sensor noise
+console.log(JSON.stringify({
+  fit: [v.fitSize(1920, 1080), v.fitSize(640, 480), v.fitSize(1080, 1920), v.fitSize(4000, 1)],
+  thumb: v.fitSize(768, 432, v.THUMBNAIL_SIDE),
+  grey: Array.from(v.grey(new Uint8ClampedArray([255, 0, 0, 9, 0, 255, 0, 9, 255, 255, 255, 9]))),
+  first: v.changed(null, still),
+  same: v.changed(still, still.slice()),
+  noise: v.changed(still, noisy),
+  typed: v.changed(still, typed),
+  resized: v.changed(still, new Uint8Array(10)),
+  pace: [v.FPS, v.QUALITY, v.MAX_SIDE, v.CHANGE_THRESHOLD],
+}));
+"""
+
+
+def test_vision_pacing_matches_the_python_pipeline(tmp_path: Path) -> None:
+    """The page's camera and screen frames: the 768 px fit, the grey thumbnail and the
+    unchanged test of `adkvoice.vision.policy`, at 1 frame a second."""
+    from adkvoice.vision import policy
+
+    assert NODE is not None
+    harness = tmp_path / "vision-harness.mjs"
+    harness.write_text(VISION_HARNESS)
+    module = tmp_path / "vision.mjs"
+    module.write_text((static_dir() / "vision.js").read_text())
+    done = subprocess.run(
+        [NODE, str(harness), module.as_uri()], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["fit"] == [
+        list(policy.fit_size(w, h)) for w, h in ((1920, 1080), (640, 480), (1080, 1920), (4000, 1))
+    ]
+    assert got["thumb"] == list(policy.thumbnail_size(768, 432))
+    assert got["grey"] == [76, 150, 255]  # OpenCV's weights: 0.299 R + 0.587 G + 0.114 B
+    assert got["first"] is True
+    assert got["same"] is False
+    assert got["noise"] is False
+    assert got["typed"] is True
+    assert got["resized"] is True
+    assert got["pace"] == [
+        policy.DEFAULT_FPS,
+        policy.DEFAULT_QUALITY / 100,
+        policy.MAX_SIDE,
+        policy.CHANGE_THRESHOLD,
+    ]
