@@ -1,23 +1,22 @@
 """The `adkvoice` command line: parse flags, build settings, run the command.
 
 No asyncio and no ADK imports at module level, so `adkvoice --help` and `--version`
-stay fast.
+stay fast: each command imports what it needs when it runs. The application and how a
+command is run are in `cli_app`, help pages in `cli_help`, `sessions` in `cli_sessions`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from adkvoice import __version__
+from adkvoice.cli_app import app, command, run_action
 from adkvoice.cli_options import (
     AffectiveOpt,
     AgentArg,
-    AgentOpt,
     AllowHostOpt,
     AllowOriginOpt,
     BackendOpt,
@@ -25,15 +24,16 @@ from adkvoice.cli_options import (
     CompressionOpt,
     DebugOpt,
     EmulatorRulesOpt,
+    GainControlOpt,
     HeaderOpt,
     LanguageOpt,
     ModelOpt,
     NoBargeInOpt,
+    NoNoiseSuppressionOpt,
     ProactiveOpt,
     ProtocolOpt,
     ProtocolOption,
     ResumeOpt,
-    SessionIdArg,
     SessionIdOpt,
     SessionsOpt,
     ThinkingOpt,
@@ -47,64 +47,13 @@ from adkvoice.cli_options import (
     fail,
     live_options,
     parse_compression,
-    print_traceback,
 )
-from adkvoice.errors import AdkVoiceError
+from adkvoice.cli_sessions import sessions_app
 
-EXIT_INTERNAL = 70
-
-app = typer.Typer(
-    name="adkvoice",
-    help=(
-        "Talk to Google ADK live agents from the terminal.\n\n"
-        "Without Google credentials every command uses the built-in Live API emulator, "
-        "so you can try it offline. Set GOOGLE_API_KEY (or the Vertex AI variables) to "
-        "talk to Gemini."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
+__all__ = ["app", "main"]
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"adkvoice {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
-    ] = False,
-) -> None:
-    pass
-
-
-def _run(action: Callable[[], int], debug: bool) -> None:
-    """Run an app entry point; any error a user can cause ends in one clear line."""
-    try:
-        code = action()
-    except AdkVoiceError as exc:
-        if debug:
-            print_traceback()
-        fail(str(exc), exc.exit_code)
-    except Exception as exc:
-        if debug:
-            print_traceback()
-        fail(
-            f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
-            "traceback and report it)",
-            EXIT_INTERNAL,
-        )
-    else:
-        raise typer.Exit(code)
-
-
-@app.command()
+@command()
 def chat(
     agent: AgentArg = None,
     text: Annotated[
@@ -197,10 +146,10 @@ def chat(
 
         return run_chat(settings)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-@app.command()
+@command()
 def emulator(
     port: Annotated[
         int,
@@ -234,10 +183,10 @@ def emulator(
 
         return run_emulator(settings)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-@app.command()
+@command()
 def serve(
     agent: AgentArg = None,
     host: Annotated[
@@ -346,10 +295,10 @@ def serve(
 
         return run_serve(settings)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-@app.command()
+@command()
 def talk(
     agent: AgentArg = None,
     input_device: Annotated[
@@ -381,6 +330,8 @@ def talk(
             help="No echo cancellation: the raw microphone, full duplex (for headphones).",
         ),
     ] = False,
+    no_noise_suppression: NoNoiseSuppressionOpt = False,
+    gain_control: GainControlOpt = False,
     record: Annotated[
         Path | None,
         typer.Option(
@@ -442,7 +393,7 @@ def talk(
 
             return run_echo_test(input_device, output_device, debug)
 
-        _run(measure, debug)
+        run_action(measure, debug)
         return
     connect = connect_settings(
         agent=agent,
@@ -476,6 +427,8 @@ def talk(
         output_device=output_device,
         push_to_talk=push_to_talk,
         echo_cancellation=not no_aec,
+        noise_suppression=not no_noise_suppression,
+        gain_control=gain_control,
         record_dir=record,
         input_wav=input_wav,
         debug=debug,
@@ -486,10 +439,10 @@ def talk(
 
         return run_talk(settings)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-@app.command()
+@command()
 def voices(
     model: Annotated[
         str | None,
@@ -504,10 +457,10 @@ def voices(
 
         return run_voices(model, debug)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-@app.command()
+@command()
 def models(debug: DebugOpt = False) -> None:
     """List the Gemini Live model families: text replies, tools, proactive audio, affective dialog, thinking, voices."""
 
@@ -516,10 +469,10 @@ def models(debug: DebugOpt = False) -> None:
 
         return run_models(debug)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-@app.command()
+@command()
 def devices(debug: DebugOpt = False) -> None:
     """List audio inputs and outputs: index, name, default marks and the rates each accepts."""
 
@@ -528,68 +481,10 @@ def devices(debug: DebugOpt = False) -> None:
 
         return run_devices(debug)
 
-    _run(action, debug)
+    run_action(action, debug)
 
 
-sessions_app = typer.Typer(
-    help="Past conversations: list them, show one, delete one.", no_args_is_help=True
-)
 app.add_typer(sessions_app, name="sessions")
-
-
-def _sessions(
-    action: str,
-    agent: Path | None,
-    session_id: str | None,
-    sessions: str | None,
-    user_id: str,
-    debug: bool,
-) -> None:
-    from adkvoice.config import SessionsSettings
-
-    settings = SessionsSettings(agent_path=agent, sessions=sessions, user_id=user_id, debug=debug)
-
-    def run() -> int:
-        from adkvoice.commands.sessions import run_sessions
-
-        return run_sessions(settings, action, session_id)
-
-    _run(run, debug)
-
-
-@sessions_app.command("list")
-def sessions_list(
-    agent: AgentArg = None,
-    sessions: SessionsOpt = None,
-    user_id: UserOpt = "user",
-    debug: DebugOpt = False,
-) -> None:
-    """List past conversations with an agent, newest first: id, time, turns, first line."""
-    _sessions("list", agent, None, sessions, user_id, debug)
-
-
-@sessions_app.command("show")
-def sessions_show(
-    session_id: SessionIdArg,
-    agent: AgentOpt = None,
-    sessions: SessionsOpt = None,
-    user_id: UserOpt = "user",
-    debug: DebugOpt = False,
-) -> None:
-    """Print one conversation: your turns, the agent's replies and its tool calls."""
-    _sessions("show", agent, session_id, sessions, user_id, debug)
-
-
-@sessions_app.command("delete")
-def sessions_delete(
-    session_id: SessionIdArg,
-    agent: AgentOpt = None,
-    sessions: SessionsOpt = None,
-    user_id: UserOpt = "user",
-    debug: DebugOpt = False,
-) -> None:
-    """Delete one conversation."""
-    _sessions("delete", agent, session_id, sessions, user_id, debug)
 
 
 def main() -> None:

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adkvoice.redaction import redact
-
 if TYPE_CHECKING:
     from adkvoice.config import ConnectSettings
     from adkvoice.live_options import LiveOptions
@@ -28,6 +26,8 @@ def fail(message: str, code: int) -> None:
     from rich.console import Console
     from rich.text import Text
 
+    from adkvoice.redaction import redact
+
     line = Text.assemble(("adkvoice: ", "bold red"), redact(message))
     Console(stderr=True, soft_wrap=True).print(line)
     raise typer.Exit(code)
@@ -36,6 +36,8 @@ def fail(message: str, code: int) -> None:
 def print_traceback() -> None:
     """The current exception's traceback on stderr (--debug), secrets hidden."""
     import traceback
+
+    from adkvoice.redaction import redact
 
     sys.stderr.write(redact(traceback.format_exc()))
 
@@ -279,6 +281,21 @@ ThinkingOpt = Annotated[
         help="How much the model thinks: minimal, low, medium or high (3.1, 3.8 extended thinking), or a token budget (2.5 native audio; 0 turns it off).",
         show_default=False,
         rich_help_panel="Live session",
+    ),
+]
+
+NoNoiseSuppressionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-noise-suppression",
+        help="No noise suppression: the model hears the microphone as captured (after echo cancellation).",
+    ),
+]
+GainControlOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gain-control",
+        help="Automatic gain control after noise suppression, for a quiet microphone: it lifts your voice to where the model hears it, and what noise is left with it.",
     ),
 ]
 

@@ -59,6 +59,8 @@ class TalkSettings:
     output_device: str | None = None
     push_to_talk: bool = False
     echo_cancellation: bool = True
+    noise_suppression: bool = True
+    gain_control: bool = False  # lifts a quiet voice, and the noise with it
     record_dir: Path | None = None
     input_wav: Path | None = None
     debug: bool = False

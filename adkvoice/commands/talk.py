@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from adkvoice.audio.aec import EchoCanceller
+    from adkvoice.audio.noise import MicCleaner
     from adkvoice.audio.recorder import Recorder
     from adkvoice.audio.wav_source import WavSource
     from adkvoice.conversation.voice import TalkSession
@@ -54,6 +55,7 @@ def _open_recorder(directory: Path) -> Recorder:
 async def talk(settings: TalkSettings, console: Console) -> int:
     from adkvoice.audio.aec import try_canceller  # light: the engine loads lazily
     from adkvoice.audio.capture import Capture
+    from adkvoice.audio.noise import try_cleaner
     from adkvoice.audio.playback import Playback
     from adkvoice.conversation.voice import TalkSession
     from adkvoice.ui.keys import Command, KeyReader, TypedLine
@@ -75,6 +77,17 @@ async def talk(settings: TalkSettings, console: Console) -> int:
     echo_loading: asyncio.Task[EchoCanceller | str] | None = None
     if settings.echo_cancellation and settings.input_wav is None:
         echo_loading = asyncio.create_task(asyncio.to_thread(try_canceller))
+    # Noise suppression and, if asked, gain control (the echo canceller's library), for
+    # the microphone only: a file is sent as it is. The canceller high-pass filters already.
+    noise_loading: asyncio.Task[MicCleaner | str] | None = None
+    if settings.noise_suppression and settings.input_wav is None:
+        noise_loading = asyncio.create_task(
+            asyncio.to_thread(
+                try_cleaner,
+                high_pass_filter=echo_loading is None,
+                gain_control=settings.gain_control,
+            )
+        )
     playback = Playback(
         settings.output_device,
         tap=settings.record_dir is not None or echo_loading is not None,  # echo reference
@@ -91,6 +104,7 @@ async def talk(settings: TalkSettings, console: Console) -> int:
             settings.connect, view.handle, manual_activity=settings.push_to_talk
         ) as backend:
             echo = await echo_loading if echo_loading is not None else None
+            noise = await noise_loading if noise_loading is not None else None
             session = TalkSession(
                 backend,
                 view,
@@ -99,10 +113,13 @@ async def talk(settings: TalkSettings, console: Console) -> int:
                 half_duplex=echo_loading is not None,  # the fallback without a canceller
                 recorder=recorder,
                 canceller=echo if not isinstance(echo, str) else None,
+                cleaner=noise if not isinstance(noise, str) else None,
             )
             publish = session.conversation.publish
             if (echo_line := _echo_notice(settings, echo)) is not None:
                 publish(Notice(message=echo_line, level="info"))
+            if isinstance(noise, str):
+                publish(Notice(message=f"{noise}: the microphone goes without noise suppression"))
             supervisor = Supervisor()
             loop = asyncio.get_running_loop()
             if KeyReader.available() and settings.input_wav is None:

@@ -19,6 +19,11 @@ Echo, three ways:
 - no canceller available (or it fails): half duplex. While the agent speaks the model
   hears silence unless the user's voice is clearly louder than the echo (a higher
   barge-in threshold), so the agent does not hear itself on laptop speakers.
+
+Noise (`adkvoice.audio.noise`, on unless `--no-noise-suppression`): after the echo
+canceller, noise suppression and gain control clean what the model hears. The local voice
+detection keeps hearing the microphone before them: its thresholds are levels (a voice
+clearly louder than the echo), which gain control would move.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 from adkvoice.audio.aec import EchoCanceller
 from adkvoice.audio.capture import CaptureChunk
 from adkvoice.audio.dsp import EnergyVad, Int16Array, int16_to_pcm, pcm_to_int16, rms_dbfs
+from adkvoice.audio.noise import MicCleaner
 from adkvoice.audio.playback import Playback, ReplyStart
 from adkvoice.audio.recorder import Recorder
 from adkvoice.backends.base import Backend
@@ -76,9 +82,11 @@ class TalkSession:
         half_duplex: bool,
         recorder: Recorder | None = None,
         canceller: EchoCanceller | None = None,
+        cleaner: MicCleaner | None = None,
     ) -> None:
         """With a `canceller` the mic is full duplex on the cleaned audio (`half_duplex`
-        is ignored); the playback needs `tap=True` then, for the echo reference."""
+        is ignored); the playback needs `tap=True` then, for the echo reference. A
+        `cleaner` suppresses noise in what is sent to the model."""
         self.backend = backend
         self.view = view
         self.playback = playback
@@ -91,6 +99,8 @@ class TalkSession:
             if half_duplex
             else EchoMode.NONE
         )
+        self.cleaner = cleaner
+        self._show_processing()
         self.recorder = recorder
         sinks: list[Sink] = [_LatencySink(self), SpeakerSink(playback)]
         if recorder is not None:
@@ -126,6 +136,8 @@ class TalkSession:
                 self._drain_played()  # the reference up to now, before the chunk it matches
                 frame = self._cancel_echo(raw, chunk.captured_at)
                 pcm = int16_to_pcm(frame)
+            if self.cleaner is not None:
+                pcm = int16_to_pcm(self._clean(frame))
             speaking = self.playback.playing
             if self.vad.feed(frame) == "speech_end":
                 self.latency = Latency(speech_end_at=time.monotonic())
@@ -150,6 +162,7 @@ class TalkSession:
         except Exception as exc:
             self.canceller = None
             self.echo_mode = EchoMode.HALF_DUPLEX
+            self._show_processing()
             self.conversation.publish(
                 Notice(
                     message=f"echo cancellation failed ({type(exc).__name__}): the microphone "
@@ -157,6 +170,35 @@ class TalkSession:
                 )
             )
             return frame
+
+    def _clean(self, frame: Int16Array) -> Int16Array:
+        """The chunk with noise suppressed and its level evened out; on a failure, the
+        chunk as it is, from now on."""
+        cleaner = self.cleaner
+        assert cleaner is not None
+        try:
+            return cleaner.process(frame)
+        except Exception as exc:
+            self.cleaner = None
+            self._show_processing()
+            self.conversation.publish(
+                Notice(
+                    message=f"noise suppression failed ({type(exc).__name__}): the "
+                    "microphone goes to the model without it"
+                )
+            )
+            return frame
+
+    def _show_processing(self) -> None:
+        """What cleans the microphone, on the status line."""
+        on: list[str] = []
+        if self.echo_mode is EchoMode.CANCEL:
+            on.append("echo cancel")
+        elif self.echo_mode is EchoMode.HALF_DUPLEX:
+            on.append("half duplex")
+        if self.cleaner is not None:
+            on += self.cleaner.features
+        self.view.state.mic_processing = tuple(on)
 
     def _over_echo(self, raw: Int16Array) -> Int16Array:
         """The raw chunk when it is clearly louder than any echo of what just played,

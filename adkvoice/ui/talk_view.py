@@ -43,6 +43,9 @@ class TalkState:
     push_to_talk: bool = False
     holding_talk_key: bool = False
     mic_level_db: float = _METER_FLOOR_DB
+    # What cleans the microphone before the model hears it ("echo cancel", "noise
+    # suppression", "gain control"), shown after the meter.
+    mic_processing: tuple[str, ...] = ()
     # The model said more of its answer follows (interactionStatus IN_PROGRESS: a
     # background tool runs, or another segment comes) and has not said it is done.
     working: bool = False
@@ -173,6 +176,8 @@ def status_line(state: TalkState) -> Text:
         label = "● talk" if state.holding_talk_key else "space to talk"
         style = "bold green" if state.holding_talk_key else "dim"
     parts: list[Text | str | tuple[str, str]] = [(label, style), "  ", meter(state.mic_level_db)]
+    if state.mic_processing:
+        parts += ["  ", (" · ".join(state.mic_processing), "dim")]
     if state.user_partial:
         parts += ["  ", ("you: ", "cyan"), state.user_partial[-60:]]
     elif state.agent_partial:
