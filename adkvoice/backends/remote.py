@@ -140,9 +140,13 @@ class RemoteBackend:
             while True:
                 assert self._channel is not None
                 opened_at = time.monotonic()
-                code, reason, heard = await self._receive_until_closed(self._channel)
+                closed = self._channel
+                code, reason, heard = await self._receive_until_closed(closed)
                 if self._closing:
                     return
+                # What the closed connection still holds (an HTTP channel's client and its
+                # kept-alive sockets) goes now, not when it is collected.
+                await closed.close()
                 quick = not heard and time.monotonic() - opened_at < QUICK_DROP_S
                 quick_drops = quick_drops + 1 if quick else 0
                 if quick_drops >= MAX_QUICK_DROPS:
