@@ -21,9 +21,13 @@ from adkvoice.cli_options import (
     AllowOriginOpt,
     BackendOpt,
     BackendOption,
+    CameraOpt,
     CompressionOpt,
     DebugOpt,
     EmulatorRulesOpt,
+    FpsOpt,
+    FramesOpt,
+    FramesOption,
     GainControlOpt,
     HeaderOpt,
     LanguageOpt,
@@ -34,6 +38,7 @@ from adkvoice.cli_options import (
     ProtocolOpt,
     ProtocolOption,
     ResumeOpt,
+    ScreenOpt,
     SessionIdOpt,
     SessionsOpt,
     ThinkingOpt,
@@ -45,8 +50,10 @@ from adkvoice.cli_options import (
     VoiceOpt,
     connect_settings,
     fail,
+    image_opt,
     live_options,
     parse_compression,
+    vision_settings,
 )
 from adkvoice.cli_sessions import sessions_app
 
@@ -92,6 +99,7 @@ def chat(
     proactive: ProactiveOpt = False,
     affective: AffectiveOpt = False,
     thinking: ThinkingOpt = None,
+    image: Annotated[Path | None, image_opt("with the first message")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Type to an agent; its replies stream as they are generated.
@@ -102,7 +110,7 @@ def chat(
 
     [dim]$[/] adkvoice chat path/to/my_agent --json < questions.txt > events.jsonl
 
-    Ctrl-D (end of input) ends the chat.
+    /image PATH or /screen [MONITOR|REGION] on a line of its own shows the agent a picture with your next message. Ctrl-D (end of input) ends the chat.
     """
     from adkvoice.config import ChatSettings, OutputMode
 
@@ -139,7 +147,13 @@ def chat(
             thinking=thinking,
         ),
     )
-    settings = ChatSettings(connect=connect, output=output, timeout_s=timeout, debug=debug)
+    settings = ChatSettings(
+        connect=connect,
+        output=output,
+        timeout_s=timeout,
+        debug=debug,
+        vision=vision_settings(image=image),
+    )
 
     def action() -> int:
         from adkvoice.commands.chat import run_chat
@@ -358,6 +372,11 @@ def talk(
             help="Play a test sound, measure the speaker-to-microphone delay and how much echo the canceller removes, then exit.",
         ),
     ] = False,
+    camera: CameraOpt = None,
+    screen: ScreenOpt = None,
+    image: Annotated[Path | None, image_opt("once, at the start")] = None,
+    fps: FpsOpt = 1.0,
+    frames: FramesOpt = FramesOption.while_speaking,
     url: UrlOpt = None,
     token: TokenOpt = None,
     header: HeaderOpt = None,
@@ -382,7 +401,7 @@ def talk(
 ) -> None:
     """Talk to an agent by voice.
 
-    You speak; the agent answers through the speaker while its words and yours are transcribed on screen. Speak over it to cut in. Keys: m mutes the microphone, t types a message, q quits (space talks with --push-to-talk).
+    You speak; the agent answers through the speaker while its words and yours are transcribed on screen. Speak over it to cut in. Keys: m mutes the microphone, t types a message (/image PATH or /screen shows a picture with what you say next), q quits (space talks with --push-to-talk). --camera or --screen shows the agent what you talk about; the status line counts the frames sent.
     """
     from adkvoice.config import TalkSettings
 
@@ -432,6 +451,7 @@ def talk(
         record_dir=record,
         input_wav=input_wav,
         debug=debug,
+        vision=vision_settings(camera=camera, screen=screen, image=image, fps=fps, frames=frames),
     )
 
     def action() -> int:

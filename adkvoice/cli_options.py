@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from adkvoice.config import ConnectSettings
+    from adkvoice.config import ConnectSettings, VisionSettings
     from adkvoice.live_options import LiveOptions
 
 
@@ -298,6 +298,94 @@ GainControlOpt = Annotated[
         help="Automatic gain control after noise suppression, for a quiet microphone: it lifts your voice to where the model hears it, and what noise is left with it.",
     ),
 ]
+
+
+VISION_PANEL = "Show the agent"
+
+
+class FramesOption(StrEnum):
+    while_speaking = "while-speaking"
+    always = "always"
+
+
+# --camera and --screen always take a value: an option whose value may be left out would
+# take the AGENT_DIR argument after it for its value.
+CameraOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--camera",
+        metavar="INDEX|FILE",
+        help="Show the agent a camera: its number (0 is the first), or a video file that "
+        "stands in for one. The value is not optional (--camera 0), so the agent's "
+        "directory after it is never taken for a file.",
+        show_default=False,
+        rich_help_panel=VISION_PANEL,
+    ),
+]
+ScreenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--screen",
+        metavar="MONITOR|REGION",
+        help="Show the agent the screen: a monitor (1 is the first, 0 all of them), a "
+        "region X,Y,W,H in pixels, or window:TITLE (X11). The value is not optional "
+        "(--screen 1), so the agent's directory after it is never taken for one.",
+        show_default=False,
+        rich_help_panel=VISION_PANEL,
+    ),
+]
+FpsOpt = Annotated[
+    float,
+    typer.Option(
+        "--fps",
+        metavar="N",
+        help="Camera or screen frames a second, at most (up to 10); an unchanged picture "
+        "is not sent again. Each frame costs input tokens.",
+        rich_help_panel=VISION_PANEL,
+    ),
+]
+FramesOpt = Annotated[
+    FramesOption,
+    typer.Option(
+        "--frames",
+        help="When camera or screen frames are sent: [b]while-speaking[/] (while you "
+        "speak or type, and a second after: the model sees what you talk about, and "
+        "frames nobody asked about cost nothing) or [b]always[/].",
+        case_sensitive=False,
+        rich_help_panel=VISION_PANEL,
+    ),
+]
+
+
+def image_opt(when: str) -> object:
+    """`--image FILE`; `when` says when it is sent."""
+    return typer.Option(
+        "--image",
+        metavar="FILE",
+        help=f"Show the agent this image (JPEG, PNG, WebP…) {when}, fitted to 768 px.",
+        show_default=False,
+        rich_help_panel=VISION_PANEL,
+    )
+
+
+def vision_settings(
+    *,
+    camera: str | None = None,
+    screen: str | None = None,
+    image: Path | None = None,
+    fps: float = 1.0,
+    frames: FramesOption = FramesOption.while_speaking,
+) -> VisionSettings:
+    """What the model is shown, from its flags; a bad combination ends in one line (exit 2)."""
+    from adkvoice.config import VisionSettings
+
+    if camera is not None and screen is not None:
+        fail("show the agent a camera or the screen, not both: drop --camera or --screen", 2)
+    if not 0 < fps <= 10:
+        fail(f"--fps must be above 0 and at most 10, not {fps:g}", 2)
+    if camera is not None and not camera.strip():
+        fail("--camera needs a camera number (0) or a video file", 2)
+    return VisionSettings(camera=camera, screen=screen, image=image, fps=fps, frames=frames.value)
 
 
 def live_options(

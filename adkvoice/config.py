@@ -45,11 +45,24 @@ class ConnectSettings:
 
 
 @dataclass(frozen=True)
+class VisionSettings:
+    """What the model is shown: a camera or the screen as a feed of frames (talk), and an
+    image sent once (talk: at the start; chat: with the first message)."""
+
+    camera: str | None = None  # a device number ("0") or a video file's path
+    screen: str | None = None  # a monitor number, "X,Y,W,H" or "window:TITLE"
+    image: Path | None = None
+    fps: float = 1.0
+    frames: Literal["while-speaking", "always"] = "while-speaking"
+
+
+@dataclass(frozen=True)
 class ChatSettings:
     connect: ConnectSettings
     output: OutputMode = "rich"
     timeout_s: float | None = None
     debug: bool = False
+    vision: VisionSettings = field(default_factory=VisionSettings)
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ class TalkSettings:
     record_dir: Path | None = None
     input_wav: Path | None = None
     debug: bool = False
+    vision: VisionSettings = field(default_factory=VisionSettings)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class AgentText(_Base):
 
     text: str
     partial: bool
+    # The ADK agent that said it ("" when not known). Like `at`, not compared: metadata.
+    author: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +64,7 @@ class Transcript(_Base):
     speaker: Speaker
     text: str
     finished: bool
+    author: str = field(default="", compare=False)  # the agent speaking (agent transcripts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +73,7 @@ class AgentAudio(_Base):
 
     pcm: bytes
     sample_rate: int = 24_000
+    author: str = field(default="", compare=False)
 
     @property
     def duration_s(self) -> float:
@@ -85,6 +89,7 @@ class ToolCall(_Base):
     name: str
     args: dict[str, Any]
     background: bool = False
+    author: str = field(default="", compare=False)  # the agent whose tool it is
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +102,7 @@ class ToolResult(_Base):
     response: dict[str, Any]
     duration_s: float | None
     scheduling: Scheduling | None = None
+    author: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +149,39 @@ class Notice(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ImageSent(_Base):
+    """An image the user showed the model (written by the app, not by backends): a frame
+    of a running camera or screen feed (`stream`), or a one-off image (`--image`,
+    `/image`, `/screen`). `data` is what was sent (views and `--json` show its size, the
+    recorder stores it); `count` is how many this source has sent so far."""
+
+    source: str  # "screen 1", "camera 0", "image red.png"
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    count: int = 1
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handoff(_Base):
+    """One agent of a team handed the conversation to another (ADK's
+    `transfer_to_agent`); what follows is the new agent's."""
+
+    from_agent: str
+    to_agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentTeam(_Base):
+    """The agents a conversation may hear, root first (sent once, at the start, when
+    there is more than one): views then name the agent on each of its lines."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorEvent(_Base):
     message: str
     retryable: bool = False
@@ -162,6 +201,9 @@ Event = (
     | ResumptionHandle
     | Notice
     | ErrorEvent
+    | ImageSent
+    | Handoff
+    | AgentTeam
 )
 
 _TYPE_NAMES: dict[type[_Base], str] = {
@@ -178,6 +220,9 @@ _TYPE_NAMES: dict[type[_Base], str] = {
     ResumptionHandle: "resumption",
     Notice: "notice",
     ErrorEvent: "error",
+    ImageSent: "image_sent",
+    Handoff: "handoff",
+    AgentTeam: "agents",
 }
 
 
@@ -188,7 +233,16 @@ def event_type(event: Event) -> str:
 
 def event_fields(event: Event) -> dict[str, Any]:
     """An event's own fields as JSON values, under their wire names (audio: its size and
-    duration only). One definition for `--json`, the recorder and the adkvoice.v1 wire."""
+    duration only). One definition for `--json`, the recorder and the adkvoice.v1 wire.
+    An agent's output names its `author` when it is known (older logs stay the same)."""
+    fields = _own_fields(event)
+    author = getattr(event, "author", "")
+    if author:
+        fields["author"] = author
+    return fields
+
+
+def _own_fields(event: Event) -> dict[str, Any]:
     if isinstance(event, UserText):
         return {"text": event.text}
     if isinstance(event, AgentText):
@@ -232,6 +286,20 @@ def event_fields(event: Event) -> dict[str, Any]:
         return {"message": event.message, "level": event.level}
     if isinstance(event, ErrorEvent):
         return {"message": event.message, "retryable": event.retryable}
+    if isinstance(event, ImageSent):
+        return {
+            "source": event.source,
+            "stream": event.stream,
+            "mime_type": event.mime_type,
+            "width": event.width,
+            "height": event.height,
+            "bytes": len(event.data),
+            "count": event.count,
+        }
+    if isinstance(event, Handoff):
+        return {"from": event.from_agent, "to": event.to_agent}
+    if isinstance(event, AgentTeam):
+        return {"names": list(event.names)}
     if isinstance(event, Interrupted):
         # The model is the usual source; logs written before sources existed stay the same.
         return {} if event.source == "model" else {"source": event.source}

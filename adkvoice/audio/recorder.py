@@ -26,7 +26,7 @@ from typing import IO, Self
 import numpy as np
 
 from adkvoice.audio.dsp import Int16Array, StreamResampler, pcm_to_int16
-from adkvoice.events import Event, to_json_dict
+from adkvoice.events import Event, ImageSent, to_json_dict
 
 WAV_RATE = 24_000
 _HEADER_BYTES = 44
@@ -122,8 +122,13 @@ class _Track:
         return out
 
 
+_IMAGE_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+
 class Recorder:
-    """Records a conversation into `<directory>/<stem>.wav` and `<stem>.jsonl`."""
+    """Records a conversation into `<directory>/<stem>.wav` and `<stem>.jsonl`; the
+    images the model was shown go into `<stem>-image-0001.jpg`, … beside them, each named
+    in its `image_sent` line (`"file"`)."""
 
     def __init__(
         self,
@@ -141,6 +146,9 @@ class Recorder:
         stem = stem or "adkvoice-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.wav_path = directory / f"{stem}.wav"
         self.events_path = directory / f"{stem}.jsonl"
+        self.directory = directory
+        self.stem = stem
+        self.images_written = 0
         self.wav_rate = wav_rate
         self.clock = clock
         self.t0 = clock() if t0 is None else t0
@@ -182,7 +190,17 @@ class Recorder:
             return
         line = to_json_dict(event)
         line["offset_s"] = round(event.at - self.t0, 6)
+        if isinstance(event, ImageSent):
+            line["file"] = self._write_image(event)
         self._write_line(line)
+
+    def _write_image(self, event: ImageSent) -> str:
+        """The image as its own file; its name, relative to the log."""
+        self.images_written += 1
+        suffix = _IMAGE_SUFFIX.get(event.mime_type, ".bin")
+        name = f"{self.stem}-image-{self.images_written:04d}{suffix}"
+        (self.directory / name).write_bytes(event.data)
+        return name
 
     def _add(self, track: _Track, pcm: bytes | Int16Array, t: float, rate: int) -> None:
         if self._closed:

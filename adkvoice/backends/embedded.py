@@ -21,6 +21,7 @@ from adkvoice.agents.loading import (
 )
 from adkvoice.backends import link
 from adkvoice.backends.base import Capabilities
+from adkvoice.backends.handoff import HandoffWatch, agents_in_tree, silent_handoff_line
 from adkvoice.backends.live_config import background_rule, run_config
 from adkvoice.backends.outbox import Outbox
 from adkvoice.backends.recovery import (
@@ -41,7 +42,15 @@ from adkvoice.errors import (
     ModelRejectedError,
     StoreError,
 )
-from adkvoice.events import AnswerComplete, Event, Interrupted, Modality, ResumptionHandle
+from adkvoice.events import (
+    AgentTeam,
+    AnswerComplete,
+    Event,
+    Handoff,
+    Interrupted,
+    Modality,
+    ResumptionHandle,
+)
 from adkvoice.live_models import is_text_refusal
 from adkvoice.live_options import LiveOptions, LivePlan, plan_session
 from adkvoice.store.session_window import SessionWindow
@@ -171,6 +180,10 @@ class EmbeddedBackend:
         # Microphone audio and push-to-talk signals, in order: a signal must not overtake
         # the audio it frames.
         self._audio_hold: SendHold[bytes | ActivitySignal] = SendHold(MAX_HELD_AUDIO_BYTES)
+        # Teams: a handoff reconnects for the agent handed to; say so if it never answers.
+        self._team: tuple[str, ...] = ()
+        self._handing_over = False  # a handoff was seen and its new connection not yet
+        self.handoffs = HandoffWatch(self._handoff_silent)
 
     capabilities = Capabilities(
         push_to_talk=True, tool_events=True, user_transcripts=True, usage=True, images=True
@@ -219,9 +232,15 @@ class EmbeddedBackend:
             self._loaded = with_background_tools(self._loaded)
         self._loaded = with_thinking(self._loaded, plan.thinking)
         root = root_agent(self._loaded)
-        if isinstance(root, LlmAgent):
-            self._runs_in_background = background_rule(family, declared_behaviors(root))
-            self._observed = link.install(root)
+        team = [agent for agent in agents_in_tree(root) if isinstance(agent, LlmAgent)]
+        self._team = tuple(agent.name for agent in team)
+        if team:
+            behaviors = {
+                name: how for agent in team for name, how in declared_behaviors(agent).items()
+            }
+            self._runs_in_background = background_rule(family, behaviors)
+            # Every agent of a team: a handoff opens the next agent's own connection.
+            self._observed = all([link.install(agent) for agent in team])
         if self._loaded.app is not None:
             return Runner(
                 app=self._loaded.app,
@@ -251,6 +270,8 @@ class EmbeddedBackend:
     async def start(self) -> None:
         runner = self._build_runner()
         self._queue = _TrackedQueue(self._ledger.taken)
+        if len(self._team) > 1:
+            self._outbox.put(AgentTeam(names=self._team))
         if self._handles is not None and self._handle_key is not None:
             saved = self._handles.load(self._handle_key)
             if saved is not None:
@@ -366,11 +387,19 @@ class EmbeddedBackend:
     def _deliver(self, event: Event) -> None:
         if isinstance(event, ResumptionHandle) and event.resumable:
             self._keep_handle(event.handle)
+        if isinstance(event, Handoff):
+            self._handing_over = True
+        self.handoffs.observe(event)
         answered = self._ledger.observe(event)
         self._outbox.put(event)
         if answered:
             self.tool_replay.new_turn()
             self._outbox.put(AnswerComplete())
+
+    def _handoff_silent(self, handoff: Handoff) -> None:
+        """The agent handed to said nothing in time: one line, and the answer ends."""
+        self._notice(silent_handoff_line(handoff, self.handoffs.bound_s))
+        self._outbox.put(AnswerComplete())
 
     def _store_failed(self, exc: Exception) -> None:
         """A write to the session store failed, maybe in ADK's send task, whose failure
@@ -399,7 +428,11 @@ class EmbeddedBackend:
         self._link_is_up = True
         outcome = self._ledger.connected(history_ends_with_user)
         log.debug("connection %d up (resumed=%s): %s", self._ledger.connections, resumed, outcome)
-        if self._ledger.connections > 1:
+        handoff, self._handing_over = self._handing_over, False
+        if handoff and isinstance(outcome, AnsweredFromHistory | None):
+            # ADK's handoff: the agent handed to answers the replayed conversation.
+            outcome = None
+        elif self._ledger.connections > 1:
             how = "resumed" if resumed else "history replayed"
             self._notice(f"reconnected to the model ({how})", level="info")
         if isinstance(outcome, AnsweredFromHistory):
@@ -488,6 +521,7 @@ class EmbeddedBackend:
 
     async def close(self) -> None:
         self._closing = True
+        self.handoffs.cancel()
         if self._queue is not None:
             self._queue.close()
         if self._task is not None and not self._task.done():

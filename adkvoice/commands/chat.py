@@ -12,6 +12,7 @@ from adkvoice.app import configure_logging, run_main
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import ChatSettings
 from adkvoice.conversation.core import Conversation, SpeakerSink
+from adkvoice.conversation.images import Showing, image_file_frame, require_images
 from adkvoice.errors import ConnectionLostError
 from adkvoice.events import Notice
 from adkvoice.tasks import Supervisor
@@ -21,6 +22,7 @@ from adkvoice.ui.line_input import LineReader
 if TYPE_CHECKING:
     from adkvoice.audio.playback import Playback
     from adkvoice.backends.base import Backend
+    from adkvoice.vision.codec import EncodedFrame
 
 _PROMPT_PLAIN = "you › "
 # \001 and \002 tell readline that the colour codes take no room on screen.
@@ -71,12 +73,15 @@ async def _turns(
     conversation: Conversation,
     backend: Backend,
     player: Playback | None,
+    showing: Showing,
 ) -> None:
     """Each line read is one turn; the next is read once its answer is complete (and,
-    spoken, played to its end)."""
+    spoken, played to its end). `/image PATH` and `/screen` are not turns: their picture
+    goes with the next one."""
     while (line := await reader.next_line()) is not None:
         text = line.strip()
-        if text:
+        if text and not await showing.handle_line(text):
+            await showing.send_pending()
             await conversation.ask(backend, text, settings.timeout_s)
             if player is not None:
                 await player.drain(timeout_s=120)
@@ -89,6 +94,10 @@ async def _events(conversation: Conversation, backend: Backend) -> None:
 
 
 async def chat(settings: ChatSettings, out: Console) -> int:
+    # `--image`: read and encoded before anything connects, so a bad file is one line.
+    first_image: EncodedFrame | None = None
+    if settings.vision.image is not None:
+        first_image = await image_file_frame(settings.vision.image)
     view = make_view(settings, out)
     conversation = Conversation([view])
     reader = _line_reader(settings, out)
@@ -102,11 +111,15 @@ async def chat(settings: ChatSettings, out: Console) -> int:
         async with open_backend(
             settings.connect, conversation.publish, text_chunk_delay_s=streaming_feel
         ) as backend:
+            showing = Showing(backend, conversation.publish)
+            if first_image is not None and settings.vision.image is not None:
+                require_images(backend)
+                showing.hold(first_image, f"image {settings.vision.image.name}")
             if settings.output == "rich":
                 conversation.publish(Notice(message="type a message; Ctrl-D to quit", level="info"))
             supervisor = Supervisor()
             turns = supervisor.spawn(
-                _turns(settings, reader, conversation, backend, player), name="turns"
+                _turns(settings, reader, conversation, backend, player, showing), name="turns"
             )
             events = supervisor.spawn(_events(conversation, backend), name="events")
             reader.start()

@@ -11,6 +11,12 @@ from rich.console import Console
 from adkvoice.app import configure_logging, run_main
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import TalkSettings
+from adkvoice.conversation.images import (
+    FrameFeed,
+    image_file_frame,
+    open_feed_source,
+    require_images,
+)
 from adkvoice.errors import ConfigError
 from adkvoice.events import Notice
 from adkvoice.tasks import Supervisor
@@ -61,6 +67,22 @@ async def talk(settings: TalkSettings, console: Console) -> int:
     from adkvoice.ui.keys import Command, KeyReader, TypedLine
     from adkvoice.ui.talk_view import TalkState, TalkView
 
+    # What the model will see, opened and checked before any device or connection.
+    vision = settings.vision
+    frame_source = open_feed_source(vision.camera, vision.screen)
+    try:
+        first_image = None
+        if vision.image is not None:
+            first_image = await image_file_frame(vision.image)
+        policy = None
+        if frame_source is not None:
+            from adkvoice.vision.policy import FramePolicy
+
+            policy = FramePolicy(fps=vision.fps, mode=vision.frames)
+    except BaseException:
+        if frame_source is not None:
+            frame_source.close()
+        raise
     view = TalkView(console, TalkState(push_to_talk=settings.push_to_talk))
     wav: WavSource | None = None
     capture: Capture | None = None
@@ -121,6 +143,24 @@ async def talk(settings: TalkSettings, console: Console) -> int:
             if isinstance(noise, str):
                 publish(Notice(message=f"{noise}: the microphone goes without noise suppression"))
             supervisor = Supervisor()
+            if frame_source is not None or first_image is not None:
+                require_images(backend)  # adkvoice.v1 is known only after the handshake
+            if frame_source is not None and policy is not None:
+                session.feed = FrameFeed(frame_source, backend, publish, policy)
+                frame_source = None  # the feed closes it
+                view.state.showing = session.feed.name
+                mode = "while you speak" if policy.mode == "while-speaking" else "all the time"
+                publish(
+                    Notice(
+                        message=f"showing the agent {session.feed.name} {mode}, at most "
+                        f"{policy.fps:g} frame(s) a second",
+                        level="info",
+                    )
+                )
+                supervisor.spawn(session.feed.run(), name="frames")
+            if first_image is not None and vision.image is not None:
+                session.showing.hold(first_image, f"image {vision.image.name}")
+                await session.showing.send_pending()
             loop = asyncio.get_running_loop()
             if KeyReader.available() and settings.input_wav is None:
 
@@ -141,6 +181,8 @@ async def talk(settings: TalkSettings, console: Console) -> int:
                 tasks.append(supervisor.spawn(_end_after_wav(session, wav), name="wav"))
             await supervisor.run_until_first_done(tasks)
     finally:
+        if frame_source is not None:  # opened, never handed to a feed
+            frame_source.close()
         if keys is not None:
             keys.stop()
         view.stop()

@@ -24,6 +24,13 @@ Noise (`adkvoice.audio.noise`, on unless `--no-noise-suppression`): after the ec
 canceller, noise suppression and gain control clean what the model hears. The local voice
 detection keeps hearing the microphone before them: its thresholds are levels (a voice
 clearly louder than the echo), which gain control would move.
+
+Pictures (`images.FrameFeed`, `--camera`/`--screen`): with `--frames while-speaking` they
+flow while the user speaks. The gate follows the local voice detection (immediate, and
+there on every transport; the model's input transcripts come late and not from every
+server), the talk key with push-to-talk, and a typed line; never a muted microphone, nor
+the agent's echo in half duplex. A held `/image` or `/screen` goes when the user next
+speaks or types.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from adkvoice.audio.playback import Playback, ReplyStart
 from adkvoice.audio.recorder import Recorder
 from adkvoice.backends.base import Backend
 from adkvoice.conversation.core import Conversation, Sink, SpeakerSink
+from adkvoice.conversation.images import FrameFeed, Showing
 from adkvoice.errors import ConnectionLostError
 from adkvoice.events import AgentAudio, AnswerComplete, Event, Notice, UserText
 from adkvoice.ui.keys import Command, TypedLine
@@ -121,6 +129,10 @@ class TalkSession:
         self.answered_turns = 0
         self.barge_ins = 0
         self.playback.on_reply_start = self._on_reply_start
+        # What the user shows: a camera or screen feed (its `while-speaking` gate follows
+        # the local voice detection, or the talk key), and `/image`, `/screen` pictures.
+        self.feed: FrameFeed | None = None
+        self.showing = Showing(backend, self.conversation.publish)
 
     # -- microphone ---------------------------------------------------------------------
     async def pump_mic(self, source: AsyncIterable[CaptureChunk]) -> None:
@@ -139,8 +151,13 @@ class TalkSession:
             if self.cleaner is not None:
                 pcm = int16_to_pcm(self._clean(frame))
             speaking = self.playback.playing
-            if self.vad.feed(frame) == "speech_end":
+            heard = self.vad.feed(frame)
+            if heard == "speech_end":
                 self.latency = Latency(speech_end_at=time.monotonic())
+            if heard is not None and not self.push_to_talk:
+                # Half duplex without a canceller hears the agent's echo: not the user.
+                user = heard == "speech_start" and not (self.half_duplex and speaking)
+                await self._user_speaking(user and not self.muted)
             barge = self.barge_in_vad.feed(frame) if speaking else None
             over_echo = self._over_echo_vad.feed(self._over_echo(raw)) if speaking else None
             if speaking and (
@@ -222,6 +239,15 @@ class TalkSession:
                     block.samples, block.t, sample_rate=self.playback.sample_rate
                 )
 
+    async def _user_speaking(self, speaking: bool) -> None:
+        """The user started or stopped speaking (the local voice detection, which every
+        transport has and which is immediate, unlike the model's transcripts): frames
+        flow while they speak, and a held `/image` goes before what they say."""
+        if self.feed is not None:
+            self.feed.set_speaking(speaking)
+        if speaking:
+            await self.showing.send_pending()
+
     async def _send_mic(self, pcm: bytes, agent_speaking: bool) -> None:
         if self.push_to_talk and not self.talking:
             return
@@ -242,10 +268,16 @@ class TalkSession:
     # -- keys ---------------------------------------------------------------------------
     async def on_input(self, item: Command | TypedLine) -> None:
         if isinstance(item, TypedLine):
+            if await self.showing.handle_line(item.text):
+                return
+            await self._user_speaking(True)  # a typed turn: the current picture goes too
             self.conversation.publish(UserText(text=item.text))
             await self.backend.send_text(item.text)
+            await self._user_speaking(self.talking or self.vad.active)
         elif item is Command.MUTE:
             self.muted = not self.muted
+            if self.muted:
+                await self._user_speaking(False)
             self.view.state.muted = self.muted
             self.view.refresh()
         elif item is Command.TALK and self.push_to_talk:
@@ -257,6 +289,7 @@ class TalkSession:
             else:
                 self.latency = Latency(speech_end_at=time.monotonic())
                 await self.backend.send_activity_end()
+            await self._user_speaking(self.talking)
             self.view.refresh()
         elif item is Command.QUIT:
             self.quit.set()

@@ -34,21 +34,21 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from adkvoice.errors import ProtocolError
-from adkvoice.live_models import DEFAULT_SCHEDULING, DEFAULT_VOICE, Scheduling, message_shapes
+from adkvoice.live_models import DEFAULT_SCHEDULING, Scheduling, message_shapes
 
 from . import client_messages as p
 from . import frames
 from .context import compress, context_tokens, estimate_tokens
 from .faults import Fault, FaultController, seconds_of
 from .handles import ContextSnapshot, HandleOwner, IssuedHandles
+from .handoff import agent_name, answerable, rule_applies
 from .models import emulated_family
-from .rules import Rule, Rules, TemplateContext, match_groups, render
+from .rules import TRANSFER_FUNCTION, Rule, Rules, TemplateContext, render
 from .speaking import (
     TRANSCRIPT_WORDS_PER_CHUNK,
     ConnectionEnded,
@@ -60,6 +60,10 @@ from .speaking import (
 )
 from .speech import Stt, Tts, placeholder_transcript, resample
 from .stats import ConnectionRecord, EmulatorStats
+from .templates import template_context
+from .turn_tasks import TurnMaker
+from .turn_tasks import after as _after
+from .turn_tasks import cancel as _cancel
 from .vad import SpeechDetector, SpeechEnded, SpeechStarted, detector_for
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,6 @@ log = logging.getLogger(__name__)
 # if it ends with the user, sends text "." so the model answers: the same as a typed ".", so
 # only the message right after that first content is the nudge.
 _NUDGE = "."
-TurnMaker = Callable[[], Coroutine[Any, Any, None]]
 Status = frames.InteractionStatus
 
 __all__ = ["ConnectionOptions", "LiveConnection", "Transport", "TransportClosed"]
@@ -118,6 +121,7 @@ class LiveConnection:
         )
         self._functions = set(setup.function_names)
         self._system = setup.system_instruction
+        self.record.agent = agent_name(self._system)  # the ADK agent it plays (see handoff)
         det = setup.activity_detection
         self._vad: SpeechDetector | None = None
         if not det.disabled:
@@ -223,6 +227,7 @@ class LiveConnection:
         else:
             if msg.system_instruction is not None:
                 self._system = msg.system_instruction
+                self.record.agent = agent_name(self._system)
             if msg.function_names is not None:
                 self._functions = set(msg.function_names)
 
@@ -286,9 +291,9 @@ class LiveConnection:
         """Answer a history that ends with the user: their message, or a tool result the
         model has not spoken about yet (then it speaks about that result)."""
         history = self.conversation.history
-        if not history or history[-1].role != "user":
+        last = answerable(history)  # after a handoff: the user's words, not ADK's notes
+        if last is None:
             return
-        last = history[-1]
         if last.tool_result is None:
             await self._start_turn(partial(self._answer, last.text, in_history=True))
             return
@@ -379,12 +384,6 @@ class LiveConnection:
                     )
         await self._answer(text, in_history=False)
 
-    def _earlier_user_texts(self) -> list[str]:
-        """What the user said before the turn being answered, as far as the context goes."""
-        # Function responses replayed as user-role turns carry no text: skip them.
-        users = [t.text for t in self.conversation.history if t.role == "user" and t.text]
-        return users[:-1]
-
     def _usage(self, reply: str) -> frames.Usage:
         prompt = context_tokens(self._system, self.conversation.history)
         return frames.Usage(prompt, estimate_tokens(reply))
@@ -396,21 +395,6 @@ class LiveConnection:
             self._stats.compressions.append(done)
             self.record.compressions += 1
 
-    def _template_context(self, text: str, rule: Rule) -> TemplateContext:
-        earlier = self._earlier_user_texts()
-        return TemplateContext(
-            text=text,
-            previous=earlier[-1] if earlier else "nothing yet",
-            first=earlier[0] if earlier else "nothing yet",
-            turn=self.conversation.user_turns,
-            model=self.setup.model_id,
-            voice=self.setup.voice or DEFAULT_VOICE,
-            language=self.setup.language or "the language you speak",
-            thinking=self.setup.thinking.label if self.setup.thinking else "none",
-            groups=match_groups(rule, text),
-            vision=self.record.sight.facts(),
-        )
-
     async def _answer(
         self, text: str, *, in_history: bool, tool_result: p.JsonObject | None = None
     ) -> None:
@@ -421,14 +405,22 @@ class LiveConnection:
         self.conversation.user_turns += 1
         self._stats.user_texts.append(text)
         self._compress_context()  # "before running the turn", as Gemini counts the trigger
-        rule = self._rules.match(text)
-        if rule.fault is not None:
+        rule = self._rules.match(text, self._rule_applies)
+        if rule.fault == "silent" and rule.transfer is not None:
+            self._faults.inject(Fault("silent"))  # for the turn of the agent handed to
+        elif rule.fault is not None:
             faults.append(Fault.from_rule(rule))
-        ctx = self._template_context(text, rule)
+        ctx = template_context(self.setup, self.conversation, self.record, text, rule)
         delay = self._options.think_time_s + seconds_of(faults, "delay")
         if delay > 0:
             await asyncio.sleep(delay)
         segments = rule.segments
+        if any(fault.kind == "silent" for fault in faults):
+            self._stats.faults_fired.append("silent")
+            return  # the model never answers
+        if rule.transfer is not None:
+            await self._transfer(rule.transfer, [render(s, ctx) for s in segments], faults)
+            return
         if rule.call is not None:
             if rule.call not in self._functions:
                 segments = (
@@ -448,6 +440,19 @@ class LiveConnection:
                 ctx = replace(ctx, result=tool_result, has_result=True)
                 segments = segments or (f"The {rule.call} tool returned {{result}}.",)
         await self._say([render(s, ctx) for s in segments or (self._rules.fallback,)], faults)
+
+    def _rule_applies(self, rule: Rule) -> bool:
+        return rule_applies(rule, system=self._system, functions=self._functions)
+
+    async def _transfer(self, target: str, said: list[str], faults: list[Fault]) -> None:
+        """Hand the conversation to `target` (ADK then connects again as that agent)."""
+        if said:
+            await self._speaker.speak(" ".join(said), faults)
+        await self._call_tool(TRANSFER_FUNCTION, {"agent_name": target})
+        spoken = self._speaker.close_turn()
+        self.conversation.history.append(p.Turn("model", spoken or f"(to {target})"))
+        if self._gemini3:  # 2.x ended the turn with the call
+            await self._turn_complete(spoken, self._working_status())
 
     def _runs_in_background(self, function: str) -> bool:
         behavior = self.setup.behavior_of(function) or self.family.default_tool_behavior
@@ -580,20 +585,3 @@ class LiveConnection:
         handle = self._handles.issue(self._handle_owner, self.conversation)
         self._stats.handles_issued += 1
         await self._send(frames.resumption_update(handle, resumable=True))
-
-
-async def _cancel(task: asyncio.Future[Any]) -> None:
-    task.cancel()
-    await asyncio.wait([task])
-
-
-async def _after(previous: asyncio.Task[None] | None, make: TurnMaker) -> None:
-    """Run `make` once `previous` has finished (cancelling this cancels both)."""
-    try:
-        if previous is not None:
-            await asyncio.wait([previous])
-    except asyncio.CancelledError:
-        if previous is not None:
-            await _cancel(previous)
-        raise
-    await make()

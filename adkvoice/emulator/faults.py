@@ -9,6 +9,8 @@ on any connection (one-shot) or by every turn (``sticky=True``):
 - ``delay``: hold the reply back `seconds` before its first chunk.
 - ``slow``: hold back every chunk of the reply `seconds` (a slow or congested server).
 - ``malformed``: send a frame that is not JSON before the first chunk.
+- ``silent``: the model never answers the turn (after a handoff, ADK's new connection
+  for the agent handed to stays silent: see `handoff`).
 - ``go-away``: after the turn completes, send goAway and close when `seconds` run out;
   with ``send_handle`` a fresh resumption handle goes out right before the goAway.
 
@@ -96,6 +98,10 @@ class FaultController:
         self, time_left_s: float = 1.0, *, send_handle: bool = False, sticky: bool = False
     ) -> None:
         self.inject(Fault("go-away", seconds=time_left_s, send_handle=send_handle), sticky=sticky)
+
+    def silent_next_reply(self, *, sticky: bool = False) -> None:
+        """The next turn (on any connection) is never answered."""
+        self.inject(Fault("silent"), sticky=sticky)
 
     def clear(self) -> None:
         self._one_shot.clear()

@@ -22,6 +22,11 @@ A rules file is TOML::
     say = ["I looked.", "{result.summary}."]  # two model turns
 
     [[rule]]
+    match = "\\b(balance|billing)\\b"
+    transfer = "billing"                 # hand over: call ADK's transfer_to_agent
+    say = "Let me put you through."      # optional: said before the handoff
+
+    [[rule]]
     match = "^emulator fault close"
     fault = "close-1011"                 # see FAULT_NAMES; `seconds` for delay / slow / go-away
     say = "Closing the connection now."  # reply streamed before (or around) the fault
@@ -32,10 +37,18 @@ A rules file is TOML::
     send_handle = true                   # a fresh resumption handle right before goAway
     say = "Recycling this connection."
 
-First match wins. Templates may use {text} (what the user said), {previous} (what they
-said the turn before), {first} (the earliest of their words still in the model's context
-window), {turn} (1-based user turn number), {model}, {voice} and {language} (what the
-setup asked for, or the model's default), {thinking} (the thinking setting, or "none"),
+First match wins. A `transfer` rule applies only on a connection that declares ADK's
+`transfer_to_agent` and is not already the agent named (ADK's system instruction says
+"Your internal name is ..."); elsewhere the next matching rule answers, so after the
+handoff the agent named answers the same words with its own rules and tools. With
+`fault = "silent"` a transfer's target never answers (the silent handoff); without a
+transfer, the reply itself is never sent.
+
+Templates may use {text} (what the user said), {previous} (what they said the turn
+before), {first} (the earliest of their words still in the model's context window),
+{turn} (1-based user turn number), {agent} (the ADK agent this connection plays),
+{model}, {voice} and {language} (what the setup asked for, or the model's default),
+{thinking} (the thinking setting, or "none"),
 {match.NAME} (a named group of the rule's `match`), and after a call {result} (the tool
 response rendered readably) or {result.field}. {vision} says what the connection was
 shown ("I see 2 frame(s), 768×576, mostly red (#fe0000), unchanged."); its parts are
@@ -53,7 +66,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,11 +76,13 @@ from adkvoice.errors import ConfigError
 
 from .vision import VISION_FIELDS
 
-FaultName = Literal["close-1011", "drop", "delay", "slow", "malformed", "go-away"]
+FaultName = Literal["close-1011", "drop", "delay", "slow", "malformed", "go-away", "silent"]
+TRANSFER_FUNCTION = "transfer_to_agent"  # ADK's handoff tool
 FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 DEFAULT_FALLBACK = "You said: {text}"
 TEMPLATE_ROOTS = (
     "text",
+    "agent",
     "previous",
     "first",
     "turn",
@@ -80,7 +95,17 @@ TEMPLATE_ROOTS = (
     "vision",
 )
 TIMED_FAULTS = ("delay", "slow", "go-away")  # the faults that take `seconds`
-_RULE_KEYS = {"match", "say", "call", "args", "while", "fault", "seconds", "send_handle"}
+_RULE_KEYS = {
+    "match",
+    "say",
+    "call",
+    "args",
+    "while",
+    "fault",
+    "seconds",
+    "send_handle",
+    "transfer",
+}
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
 # {name}, {result.a.b}, or alternatives {result.time|result}: the first one present wins.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + _NAME + r"(?:\|" + _NAME + r")*)\}|[{}]")
@@ -97,6 +122,7 @@ class Rule:
     send_handle: bool = False  # go-away only: send a fresh resumption handle first
     more: tuple[str, ...] = ()  # further model turns of the reply (`say` as a list)
     filler: str | None = None  # `while`: said while a background call runs
+    transfer: str | None = None  # hand the conversation to this agent (transfer_to_agent)
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -109,10 +135,11 @@ class Rules:
     rules: tuple[Rule, ...] = ()
     fallback: str = DEFAULT_FALLBACK
 
-    def match(self, text: str) -> Rule:
-        """The first rule whose pattern occurs in `text`, else the echo fallback."""
+    def match(self, text: str, applies: Callable[[Rule], bool] | None = None) -> Rule:
+        """The first rule whose pattern occurs in `text` (and that `applies` on this
+        connection: see `transfer`), else the echo fallback."""
         for rule in self.rules:
-            if rule.match.search(text):
+            if rule.match.search(text) and (applies is None or applies(rule)):
                 return rule
         return Rule(match=re.compile(""), say=self.fallback)
 
@@ -135,6 +162,7 @@ class TemplateContext:
     voice: str = ""
     language: str = ""
     thinking: str = ""
+    agent: str = ""  # the ADK agent the connection plays (its system instruction says)
     groups: Mapping[str, str] = field(default_factory=dict)  # named groups of the match
     result: Any = None
     has_result: bool = False
@@ -212,6 +240,7 @@ def render(template: str, ctx: TemplateContext) -> str:
                 "voice": ctx.voice,
                 "language": ctx.language,
                 "thinking": ctx.thinking,
+                "agent": ctx.agent or "the agent",
             }
             return values.get(root, token)
         return token
@@ -314,8 +343,15 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         raise ConfigError(f"{where}: 'send_handle' must be true or false")
     if send_handle and fault != "go-away":
         raise ConfigError(f"{where}: 'send_handle' only applies to fault = \"go-away\"")
-    if say is None and call is None and fault is None:
-        raise ConfigError(f"{where}: needs 'say', 'call' or 'fault'")
+    transfer = raw.get("transfer")
+    if transfer is not None and (not isinstance(transfer, str) or not transfer.isidentifier()):
+        raise ConfigError(f"{where}: 'transfer' must be an agent's name")
+    if transfer is not None and call is not None:
+        raise ConfigError(f"{where}: use either 'call' or 'transfer', not both")
+    if transfer is not None and fault not in (None, "silent"):
+        raise ConfigError(f"{where}: with 'transfer', only fault = \"silent\" applies")
+    if say is None and call is None and fault is None and transfer is None:
+        raise ConfigError(f"{where}: needs 'say', 'call', 'transfer' or 'fault'")
     groups = compiled.groupindex
     for i, segment in enumerate((say, *more) if say is not None else ()):
         label = f"{where}.say" if not more else f"{where}.say[{i}]"
@@ -335,6 +371,7 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         send_handle=send_handle,
         more=more,
         filler=filler or None,
+        transfer=transfer,
     )
 
 

@@ -16,6 +16,7 @@ class ConnectionRecord:
 
     model: str
     resumed: bool  # the setup carried a handle that restored a conversation
+    agent: str = ""  # the ADK agent it plays, as the system instruction names it
     turns_answered: int = 0
     tool_calls: Counter[str] = field(default_factory=Counter)  # function name -> calls sent
     go_aways_sent: int = 0

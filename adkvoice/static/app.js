@@ -62,6 +62,10 @@ const state = {
   working: null, // the "still working" bubble while a model says more of its answer follows
   seedsOnly: false,
   switching: false, // a reconnect we started on purpose (mode switch): no "continuing" notice
+  // A team of agents (an "agents" message with several, or a handoff): agent bubbles name
+  // their agent. `author` is the agent whose bubbles are open.
+  namesShown: false,
+  author: "",
 };
 
 const stats = {
@@ -140,26 +144,51 @@ function addBubble(kind, text = "", extra = []) {
   return el;
 }
 
+function nameAgent(el, kind) {
+  // A team's agent bubble starts with the agent's name.
+  if (kind !== "agent" || !state.namesShown || !state.author) return;
+  const name = document.createElement("span");
+  name.className = "author";
+  name.textContent = state.author;
+  el.prepend(name);
+}
+
+function setText(el, text) {
+  const name = el.querySelector(".author");
+  el.textContent = text;
+  if (name) el.prepend(name);
+}
+
 function appendTo(key, kind, text, extra) {
   let el = state.bubbles[key];
   if (!el) {
     el = state.bubbles[key] = addBubble(kind, "", [...extra, "partial"]);
+    nameAgent(el, kind);
   }
-  el.textContent += text;
+  el.append(text);
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
 function finishBubble(key, wholeText) {
   const el = state.bubbles[key];
   if (el) {
-    if (wholeText) el.textContent = wholeText;
+    if (wholeText) setText(el, wholeText);
     el.classList.remove("partial");
   } else if (wholeText) {
     const kind = key.startsWith("user") ? "user" : "agent";
     const extra = key.endsWith("Speech") ? ["spoken"] : [];
-    addBubble(kind, wholeText, extra);
+    nameAgent(addBubble(kind, wholeText, extra), kind);
   }
   state.bubbles[key] = null;
+}
+
+function speakingAgent(message) {
+  // The agent an output comes from: another agent than before ends the open bubbles.
+  const author = typeof message.author === "string" ? message.author : "";
+  if (!author || author === state.author) return;
+  finishBubble("agentText", null);
+  finishBubble("agentSpeech", null);
+  state.author = author;
 }
 
 function endTurn(interrupted) {
@@ -288,7 +317,10 @@ function seconds(value) {
 
 function handle(message) {
   if (message.type === "agent_text" || message.type === "transcript" || message.mime_type) {
-    if (message.type !== "transcript" || message.speaker === "agent") setWorking(false);
+    if (message.type !== "transcript" || message.speaker === "agent") {
+      setWorking(false);
+      speakingAgent(message);
+    }
   }
   // The seeds' frames (a server without the extension).
   if (message.mime_type === "audio/pcm") return playAudio(base64ToArrayBuffer(message.data));
@@ -321,13 +353,24 @@ function handle(message) {
       else if (message.text) appendTo(key, kind, message.text, ["spoken"]);
       break;
     }
+    case "agents":
+      state.namesShown = Array.isArray(message.names) && message.names.length > 1;
+      break;
+    case "handoff":
+      // One agent handed the conversation to another: a line says so, and the name shows.
+      state.namesShown = true;
+      speakingAgent({ author: message.to });
+      addBubble("notice", `→ ${message.to}` + (message.from ? ` · handed over by ${message.from}` : ""), ["handoff"]);
+      break;
     case "tool_call": {
+      if (message.name === "transfer_to_agent") break; // the handoff line says it
       const background = message.background === true;
       const text = `⚙ ${message.name}(${JSON.stringify(message.args)})` + (background ? " · running in background" : "");
       state.tools.set(message.id, addBubble("tool", text, background ? ["background"] : []));
       break;
     }
     case "tool_result": {
+      if (message.name === "transfer_to_agent") break;
       const el = state.tools.get(message.id) || addBubble("tool", `⚙ ${message.name}`);
       el.textContent = el.textContent.replace(" · running in background", "");
       el.textContent += " → " + JSON.stringify(message.response) + seconds(message.duration_s);

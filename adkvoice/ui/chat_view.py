@@ -20,6 +20,8 @@ from adkvoice.events import (
     AnswerComplete,
     ErrorEvent,
     Event,
+    Handoff,
+    ImageSent,
     Interrupted,
     Notice,
     SegmentText,
@@ -38,8 +40,14 @@ from adkvoice.ui.lines import (
     INTERRUPTED,
     USER_SPOKE,
     USER_TYPED,
+    AgentNames,
+    agent_label,
     error_line,
     format_duration,
+    handoff_line,
+    image_sent_line,
+    image_sent_text,
+    is_handoff_tool,
     label,
     notice_line,
     speaker_line,
@@ -94,6 +102,7 @@ class RichChatView:
         self._first_output: float | None = None
         self._tokens: int | None = None
         self._audio_s = 0.0
+        self._names = AgentNames()  # a team's agents are named on their lines
 
     # -- turn bookkeeping -------------------------------------------------------------
     def _user_turn(self, event: UserText) -> None:
@@ -142,16 +151,21 @@ class RichChatView:
 
     # -- events -------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
+        self._names.observe(event)
+        author = self._names.of(event)
         if isinstance(event, UserText):
             self._user_turn(event)
         elif isinstance(event, AgentText):
             self._mark_output(event)
-            self._stream("agent-text", AGENT_TYPED, event.text, partial=event.partial)
+            who = agent_label(AGENT_TYPED, author)
+            self._stream(f"agent-text:{author}", who, event.text, partial=event.partial)
         elif isinstance(event, Transcript):
             if event.speaker == "agent":
                 self._mark_output(event)
             if event.speaker == "agent":
-                self._stream("agent-speech", AGENT_SPOKE, event.text, partial=not event.finished)
+                who = agent_label(AGENT_SPOKE, author)
+                kind = f"agent-speech:{author}"
+                self._stream(kind, who, event.text, partial=not event.finished)
             else:
                 self._stream("user-speech", USER_SPOKE, event.text, partial=not event.finished)
         elif isinstance(event, AgentAudio):
@@ -159,11 +173,16 @@ class RichChatView:
             self._audio_s += event.duration_s
         elif isinstance(event, ToolCall):
             self._mark_output(event)
-            self._end_line()
-            self._console.print(tool_call_line(event))
+            if not is_handoff_tool(event):  # the handoff line says it
+                self._end_line()
+                self._console.print(tool_call_line(event))
         elif isinstance(event, ToolResult):
-            self._end_line()
-            self._console.print(tool_result_line(event))
+            if not is_handoff_tool(event):
+                self._end_line()
+                self._console.print(tool_result_line(event))
+        elif isinstance(event, Handoff):
+            self._end_segments()
+            self._console.print(handoff_line(event))
         elif isinstance(event, Interrupted):
             self._stop_spinner()
             self._end_segments()
@@ -186,6 +205,9 @@ class RichChatView:
             self._stop_spinner()
             self._end_line()
             self._console.print(error_line(event))
+        elif isinstance(event, ImageSent):
+            self._end_line()
+            self._console.print(image_sent_line(event))
 
     def _answer_complete(self, event: AnswerComplete) -> None:
         self._stop_spinner()
@@ -221,8 +243,11 @@ class PlainChatView:
         self._line = _Line()
         self._kind: str | None = None
         self._wrote_in_turn = False
+        # A team's agents: each answer line names who speaks, and a handoff is "→".
+        self._names = AgentNames()
+        self._author = ""  # the agent named last on this line
 
-    def _write(self, kind: str, text: str, *, partial: bool) -> None:
+    def _write(self, kind: str, text: str, *, partial: bool, author: str = "") -> None:
         if self._kind != kind:
             self._line.reset()
             self._kind = kind
@@ -230,6 +255,9 @@ class PlainChatView:
         if shown is not None:
             if self._wrote_in_turn and not self._line.open:
                 self._out.write(" ")
+            if author and author != self._author:
+                self._out.write(f"{author}: ")
+                self._author = author
             self._out.write(shown)
             self._line.open = True
             self._wrote_in_turn = True
@@ -238,12 +266,22 @@ class PlainChatView:
             self._line.reset()
 
     def handle(self, event: Event) -> None:
+        self._names.observe(event)
+        author = self._names.of(event)
         if isinstance(event, UserText):
             self._wrote_in_turn = False
+            self._author = ""
         elif isinstance(event, AgentText):
-            self._write("text", event.text, partial=event.partial)
+            self._write("text", event.text, partial=event.partial, author=author)
         elif isinstance(event, Transcript) and event.speaker == "agent":
-            self._write("speech", event.text, partial=not event.finished)
+            self._write("speech", event.text, partial=not event.finished, author=author)
+        elif isinstance(event, Handoff):
+            self._out.write((" " if self._wrote_in_turn else "") + f"→ {event.to_agent}:")
+            self._out.flush()
+            self._line.reset()
+            self._kind = None
+            self._wrote_in_turn = True
+            self._author = event.to_agent
         elif isinstance(event, Interrupted) and self._wrote_in_turn:
             # A reply cut off (a lost connection; the turn is asked again): mark the cut
             # and let the fresh reply follow on the same line, one line per turn.
@@ -255,6 +293,9 @@ class PlainChatView:
             prefix = "error: " if isinstance(event, ErrorEvent) else ""
             self._err.write(f"{prefix}{redact(event.message)}\n")
             self._err.flush()
+        elif isinstance(event, ImageSent) and self._err is not None:
+            self._err.write(image_sent_text(event) + "\n")
+            self._err.flush()
         elif isinstance(event, AnswerComplete):
             if self._wrote_in_turn:
                 self._out.write("\n")
@@ -262,6 +303,7 @@ class PlainChatView:
             self._line.reset()
             self._kind = None
             self._wrote_in_turn = False
+            self._author = ""
 
     def close(self) -> None:
         if self._wrote_in_turn:
@@ -311,10 +353,14 @@ def session_transcript(session: Session) -> Group:
             lines.append(speaker_line(who, event.text))
         elif isinstance(event, AgentText):
             lines.append(speaker_line(AGENT_TYPED, event.text))
+        elif isinstance(event, ToolCall | ToolResult) and is_handoff_tool(event):
+            continue  # the handoff line says it
         elif isinstance(event, ToolCall):
             lines.append(tool_call_line(event))
         elif isinstance(event, ToolResult):
             lines.append(tool_result_line(event))
+        elif isinstance(event, Handoff):
+            lines.append(handoff_line(event))
     return Group(*lines)
 
 

@@ -11,7 +11,16 @@ from typing import Any
 
 from rich.text import Text
 
-from adkvoice.events import ErrorEvent, Notice, ToolCall, ToolResult
+from adkvoice.events import (
+    AgentTeam,
+    ErrorEvent,
+    Event,
+    Handoff,
+    ImageSent,
+    Notice,
+    ToolCall,
+    ToolResult,
+)
 from adkvoice.redaction import redact
 
 _MAX_VALUE_CHARS = 120
@@ -88,5 +97,62 @@ def notice_line(event: Notice) -> Text:
     return Text(f"! {redact(event.message)}", style=style)
 
 
+def image_sent_text(event: ImageSent) -> str:
+    """What was shown, its size and its bytes: "image red.png sent (768×432, 35 kB)"."""
+    kilobytes = max(1, round(len(event.data) / 1000))
+    size = f"{event.width}×{event.height}, " if event.width and event.height else ""
+    return f"{event.source} sent ({size}{kilobytes} kB)"
+
+
+def image_sent_line(event: ImageSent) -> Text:
+    return Text(image_sent_text(event), style="dim")
+
+
+def frames_status(source: str, sent: int) -> str:
+    """The status line's indicator of a camera or screen feed: "screen 1 · 12 sent"."""
+    return f"{source} · {sent} sent"
+
+
 def error_line(event: ErrorEvent) -> Text:
     return Text(f"✗ {redact(event.message)}", style="bold red")
+
+
+# Teams of agents ---------------------------------------------------------------------
+TRANSFER_TOOL = "transfer_to_agent"  # ADK's handoff tool: its line is the handoff line
+
+
+class AgentNames:
+    """Whether lines name the agent: once the conversation has more than one (an
+    `AgentTeam` of two or more, or a handoff). A single agent stays "agent"."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def observe(self, event: Event) -> None:
+        if isinstance(event, AgentTeam):
+            self.shown = len(event.names) > 1
+        elif isinstance(event, Handoff):
+            self.shown = True
+
+    def of(self, event: Event) -> str:
+        """The name to show for an event's agent ("" when names are not shown)."""
+        author = getattr(event, "author", "")
+        return author if self.shown and isinstance(author, str) else ""
+
+
+def agent_label(which: tuple[str, str], author: str) -> tuple[str, str]:
+    """An agent's label naming `author` ("billing › ") instead of "agent"."""
+    return (which[0].replace("agent", author, 1), which[1]) if author else which
+
+
+def is_handoff_tool(event: ToolCall | ToolResult) -> bool:
+    """ADK's `transfer_to_agent` call or result: views show the handoff line instead."""
+    return event.name == TRANSFER_TOOL
+
+
+def handoff_line(event: Handoff) -> Text:
+    """The line at a handoff: "→ billing · handed over by front_desk"."""
+    line = Text.assemble(("→ ", "bold magenta"), (event.to_agent, "bold magenta"))
+    if event.from_agent:
+        line.append(f" · handed over by {event.from_agent}", "dim")
+    return line

@@ -22,8 +22,14 @@ from adkvoice.ui.lines import (
     USER_CUT_IN,
     USER_SPOKE,
     USER_TYPED,
+    AgentNames,
+    agent_label,
     error_line,
     format_duration,
+    frames_status,
+    handoff_line,
+    image_sent_line,
+    is_handoff_tool,
     notice_line,
     speaker_line,
     tool_call_line,
@@ -46,11 +52,16 @@ class TalkState:
     # What cleans the microphone before the model hears it ("echo cancel", "noise
     # suppression", "gain control"), shown after the meter.
     mic_processing: tuple[str, ...] = ()
+    # A camera or screen feed shown to the model (its name), and how many frames it sent.
+    showing: str | None = None
+    frames_sent: int = 0
     # The model said more of its answer follows (interactionStatus IN_PROGRESS: a
     # background tool runs, or another segment comes) and has not said it is done.
     working: bool = False
     user_partial: str = ""
     agent_partial: str = ""
+    agent_author: str = ""  # the agent speaking, named when the team has several
+    names: AgentNames = field(default_factory=AgentNames)
     # Finished lines the view has yet to print, oldest first.
     pending_lines: list[Text] = field(default_factory=list)
 
@@ -69,8 +80,8 @@ def _idle_mode(state: TalkState) -> Mode:
     return "working" if state.working else "listening"
 
 
-def _agent_line(text: str) -> Text:
-    return speaker_line(AGENT_SPOKE, text)
+def _agent_line(text: str, author: str = "") -> Text:
+    return speaker_line(agent_label(AGENT_SPOKE, author), text)
 
 
 def _user_line(text: str) -> Text:
@@ -79,6 +90,10 @@ def _user_line(text: str) -> Text:
 
 def apply_event(state: TalkState, event: ev.Event) -> None:
     """Fold one conversation event into the state."""
+    state.names.observe(event)
+    if state.names.of(event):
+        state.agent_author = state.names.of(event)
+    who = state.agent_author if state.names.shown else ""
     if isinstance(event, ev.Transcript) and event.speaker == "user":
         if event.finished:
             if event.text.strip():
@@ -90,7 +105,7 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
             state.user_partial += event.text
     elif isinstance(event, ev.Transcript):
         if event.finished:
-            state.emit(_agent_line(event.text.strip() or state.agent_partial.strip()))
+            state.emit(_agent_line(event.text.strip() or state.agent_partial.strip(), who))
             state.agent_partial = ""
         else:
             state.agent_partial += event.text
@@ -98,15 +113,23 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
         if event.partial:
             state.agent_partial += event.text
         else:
-            state.emit(speaker_line(AGENT_TYPED, event.text))
+            state.emit(speaker_line(agent_label(AGENT_TYPED, who), event.text))
             state.agent_partial = ""
     elif isinstance(event, ev.AgentAudio):
         state.mode = "speaking"
     elif isinstance(event, ev.ToolCall):
         state.mode = "thinking"
-        state.emit(tool_call_line(event))
+        if not is_handoff_tool(event):  # the handoff line says it
+            state.emit(tool_call_line(event))
     elif isinstance(event, ev.ToolResult):
-        state.emit(tool_result_line(event))
+        if not is_handoff_tool(event):
+            state.emit(tool_result_line(event))
+    elif isinstance(event, ev.Handoff):
+        if state.agent_partial.strip():
+            state.emit(_agent_line(state.agent_partial.strip(), who))
+        state.agent_partial = ""
+        state.agent_author = event.to_agent
+        state.emit(handoff_line(event))
     elif isinstance(event, ev.Interrupted) and event.source == "user":
         # The speaker stopped at once; the model's own interruption follows.
         state.emit(Text(f"! {USER_CUT_IN}", "cyan"))
@@ -114,7 +137,7 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
         state.mode = _idle_mode(state)
     elif isinstance(event, ev.Interrupted):
         if state.agent_partial.strip():
-            state.emit(_agent_line(state.agent_partial.strip() + " —"))
+            state.emit(_agent_line(state.agent_partial.strip() + " —", who))
         state.agent_partial = ""
         state.emit(INTERRUPTED)
         state.mode = _idle_mode(state)
@@ -122,7 +145,7 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
         state.emit(speaker_line(USER_TYPED, event.text))
     elif isinstance(event, ev.TurnComplete):
         if state.agent_partial.strip():
-            state.emit(_agent_line(state.agent_partial.strip()))
+            state.emit(_agent_line(state.agent_partial.strip(), who))
         state.agent_partial = ""
         state.working = event.interaction == "in_progress"
         if state.mode != "speaking":
@@ -135,6 +158,10 @@ def apply_event(state: TalkState, event: ev.Event) -> None:
         state.emit(notice_line(event))
     elif isinstance(event, ev.ErrorEvent):
         state.emit(error_line(event))
+    elif isinstance(event, ev.ImageSent) and event.stream:
+        state.showing, state.frames_sent = event.source, event.count
+    elif isinstance(event, ev.ImageSent):
+        state.emit(image_sent_line(event))
 
 
 def playback_finished(state: TalkState) -> None:
@@ -178,10 +205,13 @@ def status_line(state: TalkState) -> Text:
     parts: list[Text | str | tuple[str, str]] = [(label, style), "  ", meter(state.mic_level_db)]
     if state.mic_processing:
         parts += ["  ", (" · ".join(state.mic_processing), "dim")]
+    if state.showing is not None:
+        parts += ["  ", ("▣ " + frames_status(state.showing, state.frames_sent), "bold blue")]
     if state.user_partial:
         parts += ["  ", ("you: ", "cyan"), state.user_partial[-60:]]
     elif state.agent_partial:
-        parts += ["  ", ("agent: ", "green"), state.agent_partial[-60:]]
+        speaking = state.agent_author if state.names.shown and state.agent_author else "agent"
+        parts += ["  ", (f"{speaking}: ", "green"), state.agent_partial[-60:]]
     keys = "space talk · m mute · q quit" if state.push_to_talk else "m mute · q quit"
     parts += ["   ", (keys, "dim")]
     return Text.assemble(*parts)

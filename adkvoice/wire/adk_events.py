@@ -4,6 +4,11 @@ Kept apart from the backend's I/O so it can be tested with real ADK `Event` obje
 no connection. The mapper is stateful only to tie tool results to their calls (duration,
 and whether the call ran in the background).
 
+Every agent output carries the ADK event's `author` (the agent's name), and a handoff
+between the agents of a team (`EventActions.transfer_to_agent`, which ADK's
+`transfer_to_agent` tool sets on its response event) becomes a `Handoff` after that
+response.
+
 `speech_as_text`: the user asked for text replies from a model that only speaks (every
 Gemini Live model since native audio): the speech's transcript becomes the agent's text
 and the audio is dropped, so every view shows a text reply.
@@ -20,9 +25,11 @@ from google.adk.events.event import Event as AdkEvent
 
 from adkvoice.events import (
     AgentAudio,
+    AgentTeam,
     AgentText,
     ErrorEvent,
     Event,
+    Handoff,
     InteractionStatus,
     Interrupted,
     Notice,
@@ -40,6 +47,9 @@ _RATE = re.compile(r"rate=(\d+)")
 # Where `adkvoice serve`'s bidi-demo route puts a notice, which ADK's Event has no field for
 # (`customMetadata`; see `wire.bidi_demo`).
 NOTICE_KEY = "adkvoice_notice"
+TRANSFER_TOOL = "transfer_to_agent"  # ADK's handoff tool
+# Where `serve`'s bidi-demo route names a team's agents (`AgentTeam`), likewise.
+AGENTS_KEY = "adkvoice_agents"
 
 
 def audio_rate(mime_type: str | None, default: int = 24_000) -> int:
@@ -94,9 +104,11 @@ class AdkEventMapper:
         self.speech_as_text = speech_as_text
         self._runs_in_background = runs_in_background
         self._tool_started: dict[str, tuple[float, bool]] = {}  # id -> (time, background)
+        self._transfers: dict[str, str] = {}  # transfer_to_agent call id -> agent named
 
     def map(self, event: AdkEvent) -> list[Event]:
         out: list[Event] = []
+        author = "" if event.author == "user" else (event.author or "")
         if event.error_code or event.error_message:
             message = event.error_message or f"model error {event.error_code}"
             out.append(ErrorEvent(message=message))
@@ -116,11 +128,14 @@ class AdkEventMapper:
             text = event.output_transcription.text or ""
             finished = bool(event.output_transcription.finished)
             if self.speech_as_text:
-                out.append(AgentText(text=text, partial=not finished))
+                out.append(AgentText(text=text, partial=not finished, author=author))
             else:
-                out.append(Transcript(speaker="agent", text=text, finished=finished))
+                out.append(Transcript(speaker="agent", text=text, finished=finished, author=author))
         if event.content and event.content.parts:
-            out.extend(self._map_parts(event))
+            out.extend(self._map_parts(event, author))
+        handoff = self._handoff_of(event, author)
+        if handoff is not None:
+            out.append(handoff)
         if event.usage_metadata:
             usage = event.usage_metadata
             out.append(
@@ -136,6 +151,9 @@ class AdkEventMapper:
         notice = _notice_of(event.custom_metadata)
         if notice is not None:
             out.append(notice)
+        team = (event.custom_metadata or {}).get(AGENTS_KEY)
+        if isinstance(team, list) and all(isinstance(name, str) for name in team):
+            out.append(AgentTeam(names=tuple(team)))
         if event.go_away:
             left = event.go_away.time_left
             when = f" in {left}" if left else ""
@@ -146,7 +164,7 @@ class AdkEventMapper:
             out.append(TurnComplete(interaction=interaction_of(event.interaction_status)))
         return out
 
-    def _map_parts(self, event: AdkEvent) -> list[Event]:
+    def _map_parts(self, event: AdkEvent, author: str) -> list[Event]:
         assert event.content is not None
         assert event.content.parts is not None
         out: list[Event] = []
@@ -156,15 +174,24 @@ class AdkEventMapper:
             if part.text:
                 if event.author == "user":
                     continue  # the user's own typed turn, echoed back by ADK
-                out.append(AgentText(text=part.text, partial=bool(event.partial)))
+                out.append(AgentText(text=part.text, partial=bool(event.partial), author=author))
             elif part.inline_data and part.inline_data.data:
                 mime = part.inline_data.mime_type or ""
                 if mime.startswith("audio/") and not self.speech_as_text:
-                    out.append(AgentAudio(pcm=part.inline_data.data, sample_rate=audio_rate(mime)))
+                    rate = audio_rate(mime)
+                    out.append(
+                        AgentAudio(pcm=part.inline_data.data, sample_rate=rate, author=author)
+                    )
             elif part.function_call:
                 call = part.function_call
                 call_id = call.id or call.name or ""
-                background = self._runs_in_background(call.name or "")
+                if call.name == TRANSFER_TOOL and isinstance(
+                    (call.args or {}).get("agent_name"), str
+                ):
+                    self._transfers[call_id] = str((call.args or {})["agent_name"])
+                # ADK runs a handoff at once, whatever the model's default for tools.
+                handoff = call.name == TRANSFER_TOOL
+                background = not handoff and self._runs_in_background(call.name or "")
                 self._tool_started[call_id] = (time.monotonic(), background)
                 out.append(
                     ToolCall(
@@ -172,13 +199,26 @@ class AdkEventMapper:
                         name=call.name or "",
                         args=dict(call.args or {}),
                         background=background,
+                        author=author,
                     )
                 )
             elif part.function_response:
-                out.append(self._tool_result(part.function_response))
+                out.append(self._tool_result(part.function_response, author))
         return out
 
-    def _tool_result(self, response: Any) -> ToolResult:
+    def _handoff_of(self, event: AdkEvent, author: str) -> Handoff | None:
+        """The handoff an event records: its `transfer_to_agent` action, or (from a
+        transport that drops the actions) the response to a `transfer_to_agent` call."""
+        target = event.actions.transfer_to_agent if event.actions else None
+        for response in event.get_function_responses():
+            if response.name == TRANSFER_TOOL:
+                named = self._transfers.pop(response.id or response.name, None)
+                target = target or named
+        if not target:
+            return None
+        return Handoff(from_agent=author, to_agent=target)
+
+    def _tool_result(self, response: Any, author: str) -> ToolResult:
         call_id = response.id or response.name or ""
         started = self._tool_started.pop(call_id, None)
         duration = None if started is None else time.monotonic() - started[0]
@@ -191,6 +231,7 @@ class AdkEventMapper:
             response=_as_dict(response.response),
             duration_s=duration,
             scheduling=scheduling,
+            author=author,
         )
 
 
@@ -219,7 +260,7 @@ def stored_events(history: Iterable[AdkEvent]) -> list[Event]:
             if (
                 (isinstance(event, Transcript) and event.finished)
                 or (isinstance(event, AgentText) and not event.partial)
-                or isinstance(event, ToolCall | ToolResult)
+                or isinstance(event, ToolCall | ToolResult | Handoff)
             ):
                 out.append(event)
     return out

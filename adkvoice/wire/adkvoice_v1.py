@@ -57,6 +57,17 @@ then::
     {"type": "error", "code": "...", "message": "...", "retryable": false}
     {"type": "agent_audio", "sample_rate": 16000, "data": "<base64>"}   only for audio
                                                              at a rate other than 24 kHz
+    {"type": "agents", "names": ["front_desk", "billing"]}
+                                 once, after the hello, when the agent is a team (root
+                                 first): clients name the agent on each of its lines
+    {"type": "handoff", "from": "front_desk", "to": "billing"}
+                                 one agent handed the conversation to another (ADK's
+                                 transfer_to_agent); what follows is the new agent's
+
+``agent_text``, agent ``transcript``, ``tool_call`` and ``tool_result`` carry
+``"author": "<agent name>"``, the ADK agent that said or called it, when the server knows
+it (always, for an ADK agent). A handoff the new agent does not answer within a few
+seconds is reported with a warning ``notice``.
 
 Error frames (`encode_error`) are sent on seeds connections too (a seeds client ignores a
 frame with neither ``mime_type`` nor ``turn_complete``). Error codes are listed in
@@ -70,9 +81,11 @@ from typing import Any
 
 from adkvoice.events import (
     AgentAudio,
+    AgentTeam,
     AgentText,
     ErrorEvent,
     Event,
+    Handoff,
     Interrupted,
     Notice,
     ToolCall,
@@ -267,7 +280,23 @@ def _decode_tool_result(obj: Mapping[str, Any]) -> ToolResult:
         response=dict(_field(obj, "response", dict)),
         duration_s=None if duration is None else float(duration),
         scheduling=scheduling,
+        author=_author(obj),
     )
+
+
+def _author(obj: Mapping[str, Any]) -> str:
+    """The agent named on an output (absent from older servers and one-agent talk)."""
+    author = obj.get("author", "")
+    if not isinstance(author, str):
+        raise FrameError("invalid_message", f"{obj.get('type', 'message')}.author must be text")
+    return author
+
+
+def _decode_team(obj: Mapping[str, Any]) -> AgentTeam:
+    names = _field(obj, "names", list)
+    if not all(isinstance(name, str) for name in names):
+        raise FrameError("invalid_message", "agents.names must be a list of names")
+    return AgentTeam(names=tuple(names))
 
 
 def _decode_turn_complete(obj: Mapping[str, Any]) -> TurnComplete:
@@ -286,13 +315,20 @@ def _decode_typed_server(obj: Mapping[str, Any]) -> ServerItem:
     if kind == "hello":
         return _decode_hello(obj)
     if kind == "agent_text":
-        return AgentText(text=_field(obj, "text", str), partial=_field(obj, "partial", bool))
+        return AgentText(
+            text=_field(obj, "text", str),
+            partial=_field(obj, "partial", bool),
+            author=_author(obj),
+        )
     if kind == "transcript":
         speaker = _field(obj, "speaker", str)
         if speaker not in ("user", "agent"):
             raise FrameError("invalid_message", f"transcript.speaker {speaker!r} is unknown")
         return Transcript(
-            speaker=speaker, text=_field(obj, "text", str), finished=_field(obj, "finished", bool)
+            speaker=speaker,
+            text=_field(obj, "text", str),
+            finished=_field(obj, "finished", bool),
+            author=_author(obj),
         )
     if kind == "agent_audio":
         pcm = b64decode(obj.get("data"), "agent_audio.data")
@@ -303,6 +339,7 @@ def _decode_typed_server(obj: Mapping[str, Any]) -> ServerItem:
             name=_field(obj, "name", str),
             args=dict(_field(obj, "args", dict)),
             background=obj.get("background") is True,
+            author=_author(obj),
         )
     if kind == "tool_result":
         return _decode_tool_result(obj)
@@ -310,6 +347,10 @@ def _decode_typed_server(obj: Mapping[str, Any]) -> ServerItem:
         return _decode_turn_complete(obj)
     if kind == "interrupted":
         return Interrupted()
+    if kind == "handoff":
+        return Handoff(from_agent=_field(obj, "from", str), to_agent=_field(obj, "to", str))
+    if kind == "agents":
+        return _decode_team(obj)
     if kind == "usage":
         return Usage(
             prompt_tokens=_opt_int(obj, "prompt_tokens"),

@@ -30,9 +30,11 @@ from typing import Any
 
 from adkvoice.events import (
     AgentAudio,
+    AgentTeam,
     AgentText,
     ErrorEvent,
     Event,
+    Handoff,
     Interrupted,
     Notice,
     ToolCall,
@@ -41,7 +43,7 @@ from adkvoice.events import (
     TurnComplete,
     Usage,
 )
-from adkvoice.wire.adk_events import NOTICE_KEY, AdkEventMapper
+from adkvoice.wire.adk_events import AGENTS_KEY, NOTICE_KEY, AdkEventMapper
 from adkvoice.wire.base import (
     ActivityInput,
     AudioInput,
@@ -142,6 +144,9 @@ class BidiDemoServerCodec:
         fields = _event_fields(event)
         if fields is None:
             return []
+        author = getattr(event, "author", "")
+        if author and isinstance(author, str):  # a team's agent; else the app's name
+            fields.setdefault("author", author)
         return [self._dump(fields)]
 
     def encode_error(self, code: ErrorCode | str, message: str) -> Frame:
@@ -158,6 +163,7 @@ class BidiDemoServerCodec:
 def _event_fields(event: Event) -> dict[str, Any] | None:
     """The ADK `Event` fields that say what `event` says; None for what is not sent
     (the user's own text, answer ends and resumption handles are the server's business)."""
+    from google.adk.events.event_actions import EventActions
     from google.genai import types
 
     if isinstance(event, AgentText):
@@ -201,6 +207,12 @@ def _event_fields(event: Event) -> dict[str, Any] | None:
         return {"error_code": "model_error", "error_message": event.message}
     if isinstance(event, Notice):
         return {"custom_metadata": {NOTICE_KEY: {"message": event.message, "level": event.level}}}
+    if isinstance(event, Handoff):
+        # As ADK records it: the transfer action, on an event of the agent handing over.
+        actions = EventActions(transfer_to_agent=event.to_agent)
+        return {"actions": actions, "author": event.from_agent or None}
+    if isinstance(event, AgentTeam):
+        return {"custom_metadata": {AGENTS_KEY: list(event.names)}}
     return None
 
 

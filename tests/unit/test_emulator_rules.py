@@ -127,7 +127,7 @@ def test_parse_rules_file(tmp_path: Path) -> None:
         ("[rule]\nmatch='x'\nsay='y'\n", "[[rule]] tables"),
         ("[[rule]]\nsay='y'\n", "rule 1: 'match'"),
         ("[[rule]]\nmatch='('\nsay='y'\n", "rule 1: 'match' is not a valid regular expression"),
-        ("[[rule]]\nmatch='x'\n", "rule 1: needs 'say', 'call' or 'fault'"),
+        ("[[rule]]\nmatch='x'\n", "rule 1: needs 'say', 'call', 'transfer' or 'fault'"),
         (
             "[[rule]]\nmatch='x'\nsay='y'\n[[rule]]\nmatch='x'\nsai='y'\n",
             "rule 2: unknown key 'sai'",
@@ -178,7 +178,15 @@ def test_fault_controller_one_shot_and_sticky() -> None:
     }
     faults.clear()
     assert faults.take_for_turn() == []
-    assert set(FAULT_NAMES) == {"close-1011", "drop", "delay", "slow", "malformed", "go-away"}
+    assert set(FAULT_NAMES) == {
+        "close-1011",
+        "drop",
+        "delay",
+        "slow",
+        "malformed",
+        "go-away",
+        "silent",
+    }
 
 
 NAMES = [
