@@ -15,7 +15,7 @@ manages the connection for all.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -190,12 +190,7 @@ class RunLiveEndpoint:
         headers: Headers = (),
         live: LiveOptions | None = None,
     ) -> None:
-        query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
-        if not query.get("app_name"):
-            raise ConfigError(
-                "--url …/run_live needs ?app_name=<agent folder name> (user_id and "
-                "session_id are optional)"
-            )
+        self._session = AdkApiSession.from_url(url, "run_live", auth_headers(token, headers))
         self._live_query = server_agent_query(
             live,
             server="ADK's /run_live",
@@ -203,14 +198,10 @@ class RunLiveEndpoint:
             affective="enable_affective_dialog",
         )
         self.url = url
+        self.session_id = self._session.session_id
         self._modality = modality
         self._speech_as_text = False
-        self._token = token
-        self._headers = headers
-        self._app = query["app_name"]
-        self._user = query.get("user_id") or "user"
-        self.session_id = query.get("session_id") or new_session_id()
-        self._resumption_asked = "enable_session_resumption" in query
+        self._resumption_asked = "enable_session_resumption" in parse_qs(urlsplit(url).query)
 
     def connect_url(self) -> str:
         # Never enable_session_resumption: ADK turns either value into
@@ -219,7 +210,7 @@ class RunLiveEndpoint:
         # (save_live_blob, explicit_vad_signal, a resumption the user asks for) pass through.
         return with_query(
             self.url,
-            user_id=self._user,
+            user_id=self._session.user,
             session_id=self.session_id,
             modalities=self._modality,
             **self._live_query,
@@ -255,13 +246,7 @@ class RunLiveEndpoint:
         ]
 
     async def prepare(self) -> None:
-        await ensure_adk_session(
-            http_base(self.url),
-            app=self._app,
-            user=self._user,
-            session_id=self.session_id,
-            headers=auth_headers(self._token, self._headers),
-        )
+        await self._session.ensure()
 
 
 def http_base(url: str) -> str:
@@ -271,33 +256,61 @@ def http_base(url: str) -> str:
     return f"{scheme}://{parts.netloc}"
 
 
-async def ensure_adk_session(
-    base: str, *, app: str, user: str, session_id: str, headers: dict[str, str]
-) -> None:
-    """`adk api_server` runs only sessions that exist: create this one unless it does."""
-    import httpx
+@dataclass(frozen=True)
+class AdkApiSession:
+    """The session an `adk api_server` URL names (`?app_name=…&user_id=…&session_id=…`;
+    the user defaults to "user", a missing session id is made up), on the server at
+    `base`, reached with `headers`."""
 
-    path = f"/apps/{app}/users/{user}/sessions"
-    shown = redact(base)
-    try:
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
-            found = await http.get(f"{path}/{session_id}")
-            if found.status_code == 200:
-                return
-            created = await http.post(path, json={"session_id": session_id})
-    except httpx.HTTPError as exc:
-        raise ConnectionLostError(f"cannot reach {shown}: {exc}") from None
-    if created.status_code in (401, 403):
-        raise ConfigError(
-            f"{shown} refused the credentials (HTTP {created.status_code}): check --token "
-            "or --header"
+    base: str
+    app: str
+    user: str
+    session_id: str
+    headers: dict[str, str]
+
+    @classmethod
+    def from_url(cls, url: str, route: str, headers: dict[str, str]) -> AdkApiSession:
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+        if not query.get("app_name"):
+            raise ConfigError(
+                f"--url …/{route} needs ?app_name=<agent folder name> (user_id and "
+                "session_id are optional)"
+            )
+        return cls(
+            base=http_base(url),
+            app=query["app_name"],
+            user=query.get("user_id") or "user",
+            session_id=query.get("session_id") or new_session_id(),
+            headers=headers,
         )
-    if created.status_code == 404:
-        raise ConfigError(f"{shown} has no agent named {app!r} (check app_name)")
-    if created.status_code >= 400:
-        raise BackendError(
-            f"{shown} refused to create session {session_id} (HTTP {created.status_code})"
-        )
+
+    async def ensure(self) -> None:
+        """`adk api_server` runs only sessions that exist: create this one unless it does."""
+        import httpx
+
+        path = f"/apps/{self.app}/users/{self.user}/sessions"
+        shown = redact(self.base)
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.base, headers=self.headers, timeout=10
+            ) as http:
+                found = await http.get(f"{path}/{self.session_id}")
+                if found.status_code == 200:
+                    return
+                created = await http.post(path, json={"session_id": self.session_id})
+        except httpx.HTTPError as exc:
+            raise ConnectionLostError(f"cannot reach {shown}: {exc}") from None
+        if created.status_code in (401, 403):
+            raise ConfigError(
+                f"{shown} refused the credentials (HTTP {created.status_code}): check "
+                "--token or --header"
+            )
+        if created.status_code == 404:
+            raise ConfigError(f"{shown} has no agent named {self.app!r} (check app_name)")
+        if created.status_code >= 400:
+            raise BackendError(
+                f"{shown} refused to create session {self.session_id} (HTTP {created.status_code})"
+            )
 
 
 # bidi-demo's route is /ws/{user_id}/{session_id}; a proxy may put a prefix before it.
@@ -440,13 +453,7 @@ class RunSseEndpoint:
         headers: Headers = (),
         live: LiveOptions | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        if not query.get("app_name"):
-            raise ConfigError(
-                "--url …/run_sse needs ?app_name=<agent folder name> (user_id and "
-                "session_id are optional)"
-            )
+        self._session = AdkApiSession.from_url(url, "run_sse", auth_headers(token, headers))
         if modality != "TEXT":
             raise ConfigError(
                 "ADK's /run_sse answers typed turns in text only: use `adkvoice chat --text`, "
@@ -458,28 +465,18 @@ class RunSseEndpoint:
                 "proactive, affective): drop them, or use …/run_live"
             )
         self.url = url
-        self._token = token
-        self._headers = headers
-        self._app = query["app_name"]
-        self._user = query.get("user_id") or "user"
-        self.session_id = query.get("session_id") or new_session_id()
-        self._run_url = urlunsplit(parts._replace(query=""))
+        self.session_id = self._session.session_id
+        self._run_url = urlunsplit(urlsplit(url)._replace(query=""))
 
     async def prepare(self) -> None:
-        await ensure_adk_session(
-            http_base(self.url),
-            app=self._app,
-            user=self._user,
-            session_id=self.session_id,
-            headers=auth_headers(self._token, self._headers),
-        )
+        await self._session.ensure()
 
     async def open(self, headers: dict[str, str]) -> Channel:
         return await open_run_sse(self._run_url, headers=headers)
 
     def codec(self, subprotocol: str | None) -> ClientCodec:
         return run_sse.RunSseClientCodec(
-            app_name=self._app, user_id=self._user, session_id=self.session_id
+            app_name=self._session.app, user_id=self._session.user, session_id=self.session_id
         )
 
     def description(self, codec: ClientCodec) -> str:
