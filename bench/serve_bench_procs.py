@@ -250,22 +250,23 @@ class Server:
     async def start(
         cls, emulator_env: dict[str, str], sessions: str, max_sessions: int, data_dir: Path
     ) -> Server:
+        argv = [
+            *("-m", "adkvoice", "serve", "--backend", "gemini", "--port", "0"),
+            *("--sessions", sessions, "--max-sessions", str(max_sessions)),
+            *("--log-level", "warning"),
+        ]
+        return await cls.launch(argv, emulator_env, data_dir, "serve")
+
+    @classmethod
+    async def launch(
+        cls, argv: list[str], emulator_env: dict[str, str], data_dir: Path, name: str
+    ) -> Server:
+        """`python ARGV` with the emulator's environment; ready when it prints
+        " at http://127.0.0.1:PORT" on stderr (serve does, so does baseline_server.py)."""
         env = clean_env({**emulator_env, "XDG_DATA_HOME": str(data_dir)})
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "adkvoice",
-            "serve",
-            "--backend",
-            "gemini",
-            "--port",
-            "0",
-            "--sessions",
-            sessions,
-            "--max-sessions",
-            str(max_sessions),
-            "--log-level",
-            "warning",
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -285,7 +286,7 @@ class Server:
             pass
         proc.kill()
         await proc.wait()
-        raise SystemExit("serve did not start:\n" + "\n".join(log[-20:]))
+        raise SystemExit(f"{name} did not start:\n" + "\n".join(log[-20:]))
 
     async def _keep_reading(self) -> None:
         assert self.proc.stderr is not None
