@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 
 from adkvoice.app import configure_logging, run_main
@@ -9,12 +12,14 @@ from adkvoice.backends.factory import default_handles_dir, is_ephemeral, live_en
 from adkvoice.config import ServeSettings, register_settings_secrets
 from adkvoice.events import Notice
 from adkvoice.live_options import plan_session
-from adkvoice.store.sessions import open_store
+from adkvoice.store.sessions import SessionStore, close_store, open_store
+
+if TYPE_CHECKING:
+    from adkvoice.agents.loading import LoadedAgent
 
 
 async def serve_agent(settings: ServeSettings) -> int:
     from adkvoice.agents.loading import live_model_of, load_agent_dir, load_bundled_agent
-    from adkvoice.server import ServeOptions, serve
 
     err = Console(stderr=True)
 
@@ -26,7 +31,20 @@ async def serve_agent(settings: ServeSettings) -> int:
     plan = plan_session(settings.live, live_model_of(loaded, settings.model), text_replies=False)
     for message in plan.notices:
         say(Notice(message=message))
-    store = open_store(settings.sessions)
+    # One SQLite connection for the whole server: ADK opens one per stored event otherwise.
+    store = open_store(settings.sessions, long_lived=True)
+    try:
+        await _serve_with(settings, loaded, store, say)
+    finally:
+        await close_store(store)
+    return 0
+
+
+async def _serve_with(
+    settings: ServeSettings, loaded: LoadedAgent, store: SessionStore, say: Callable[[Notice], None]
+) -> None:
+    from adkvoice.server import ServeOptions, serve
+
     async with live_endpoint(
         settings.backend, settings.emulator_rules, say, text_chunk_delay_s=0.03, audio_pacing=1.0
     ) as (label, _emulator):
@@ -56,7 +74,6 @@ async def serve_agent(settings: ServeSettings) -> int:
             say(Notice(message="Ctrl-C stops it after running turns finish."))
 
         await serve(loaded, options, on_ready=ready)
-    return 0
 
 
 def run_serve(settings: ServeSettings) -> int:

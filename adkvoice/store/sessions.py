@@ -54,10 +54,11 @@ class SessionStore:
     label: str  # safe to print
 
 
-def open_store(spec: str | None, *, write: bool = True) -> SessionStore:
+def open_store(spec: str | None, *, write: bool = True, long_lived: bool = False) -> SessionStore:
     """Build the session service a `--sessions` value names; with `write`, a SQLite file
     that cannot be written is a `StoreError` now rather than at the conversation's first
-    turn."""
+    turn. `long_lived`: a SQLite file keeps one connection (`store.sqlite`) that the caller
+    closes with `close_store`."""
     from google.adk.sessions.in_memory_session_service import InMemorySessionService
     from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
@@ -82,9 +83,21 @@ def open_store(spec: str | None, *, write: bool = True) -> SessionStore:
     except OSError as exc:
         raise store_failure(str(path), exc) or exc from None
     try:
+        if long_lived:
+            from adkvoice.store.sqlite import SqliteStore
+
+            return SessionStore(SqliteStore(str(path)), str(path))
         return SessionStore(SqliteSessionService(str(path)), str(path))
     except RuntimeError as exc:  # an old schema that needs ADK's migration
         raise ConfigError(f"--sessions: {str(exc).splitlines()[0]}") from None
+
+
+async def close_store(store: SessionStore) -> None:
+    """Close what a long-lived store holds open (nothing for the others)."""
+    from adkvoice.store.sqlite import SqliteStore
+
+    if isinstance(store.service, SqliteStore):
+        await store.service.close()
 
 
 def _check_writable(path: Path) -> None:
