@@ -112,13 +112,20 @@ async def test_no_underruns_at_steady_delivery(pulse: PulseServer) -> None:
         await asyncio.sleep(0.1)  # device start-up is not ours to count
         underflows_before = pb.device_underflows
         start = time.monotonic()
+        adapted = 0
         for i in range(30):  # 80 ms chunks (as the emulator sends) at real-time pace, jittered
             pb.enqueue(chunk)
             jitter = 0.01 if i % 3 == 1 else -0.005
             await asyncio.sleep(max(0.0, start + (i + 1) * 0.08 + jitter - time.monotonic()))
+            if i == 5:
+                adapted = pb.underruns
         pb.end_reply()
         assert await pb.drain(5)
-        assert pb.underruns == 0
+        # The hold starts at 10 ms and grows with the lateness it sees, once a late frame
+        # has been seen twice: the first two late frames (15 ms behind the early ones, at
+        # chunks 1 and 4) may each run it dry, faded, not clicked; after that, never.
+        assert adapted <= 2
+        assert pb.underruns == adapted
         assert pb.ring.frames_played == 30 * 1920
         # The device's own underflows depend on the machine's load, not on delivery.
         print(f"\nsteady delivery: device underflows {pb.device_underflows - underflows_before}")
