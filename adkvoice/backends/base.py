@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from adkvoice.errors import ConfigError
 from adkvoice.events import Event
 
 
@@ -59,3 +60,13 @@ class Backend(Protocol):
     def events(self) -> AsyncIterator[Event]: ...
 
     async def close(self) -> None: ...
+
+
+def require_images(backend: Backend) -> None:
+    """`ConfigError` (exit code 2) when the backend's transport carries no images (for a
+    remote server, known after `start()`: adkvoice.v1 is learnt in the handshake)."""
+    if not backend.capabilities.images:
+        raise ConfigError(
+            f"{backend.description} carries no images: show them over adkvoice.v1 "
+            "(adkvoice serve), bidi-demo or /run_live, or to an agent run here"
+        )

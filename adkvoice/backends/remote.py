@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from adkvoice.backends.base import Capabilities
+from adkvoice.backends.base import Capabilities, require_images
 from adkvoice.backends.channels import Channel, ChannelClosed, ChannelRefused
 from adkvoice.backends.endpoints import (
     Endpoint,
@@ -326,11 +326,7 @@ class RemoteBackend:
         await self._send(Outgoing("audio", pcm=pcm16k))
 
     async def send_image(self, data: bytes, mime_type: str) -> None:
-        if not self.capabilities.images:
-            raise ConfigError(
-                f"{self.description} carries no images: show them over adkvoice.v1 "
-                "(adkvoice serve), bidi-demo or /run_live"
-            )
+        require_images(self)
         await self._send(Outgoing("image", image=data, mime_type=mime_type))
 
     def _require_push_to_talk(self) -> None:

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from adkvoice.app import configure_logging, run_main
+from adkvoice.backends.base import require_images
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import ChatSettings
 from adkvoice.conversation.core import Conversation, SpeakerSink
-from adkvoice.conversation.images import Showing, image_file_frame, require_images
+from adkvoice.conversation.images import Showing, image_file_frame
 from adkvoice.errors import ConnectionLostError
 from adkvoice.events import Notice
 from adkvoice.tasks import Supervisor

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from adkvoice.app import configure_logging, run_main
+from adkvoice.backends.base import require_images
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import TalkSettings
 from adkvoice.conversation.images import (
     FrameFeed,
     image_file_frame,
     open_feed_source,
-    require_images,
 )
 from adkvoice.errors import ConfigError
 from adkvoice.events import Notice

@@ -8,8 +8,7 @@ images.
   picture is taken when the command is typed and goes to the model right before the next
   message (`send_pending`: `send_image`, then the message). A bad path or a screen that
   cannot be captured is one notice line; the conversation goes on.
-- `require_images`: a transport that carries no images is refused in one line (known
-  after `start()`: whether a server speaks adkvoice.v1 is learnt in the handshake).
+A transport that carries no images is refused in one line (`backends.base.require_images`).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Literal
 
+from adkvoice.backends.base import require_images
 from adkvoice.errors import AdkVoiceError, ConfigError
 from adkvoice.events import Event, ImageSent, Notice
 
@@ -56,15 +56,6 @@ def parse_show_line(text: str) -> ShowRequest | str | None:
     if word == "/screen":
         return ShowRequest("screen", rest or "1")
     return None
-
-
-def require_images(backend: Backend) -> None:
-    """`ConfigError` (exit code 2) when the backend's transport carries no images."""
-    if not backend.capabilities.images:
-        raise ConfigError(
-            f"{backend.description} carries no images: show them over adkvoice.v1 "
-            "(adkvoice serve), bidi-demo or /run_live, or to an agent run here"
-        )
 
 
 def image_sent(

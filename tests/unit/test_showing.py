@@ -16,7 +16,7 @@ from rich.console import Console
 
 from adkvoice.audio.capture import CaptureChunk
 from adkvoice.audio.recorder import Recorder
-from adkvoice.backends.base import Capabilities
+from adkvoice.backends.base import Capabilities, require_images
 from adkvoice.cli_options import FramesOption, vision_settings
 from adkvoice.conversation.images import (
     FrameFeed,
@@ -24,7 +24,6 @@ from adkvoice.conversation.images import (
     ShowRequest,
     open_feed_source,
     parse_show_line,
-    require_images,
 )
 from adkvoice.conversation.voice import TalkSession
 from adkvoice.errors import ConfigError
