@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rich.columns import Columns
     from rich.console import Console, RenderableType
     from rich.highlighter import RegexHighlighter
+    from rich.table import Table
     from rich.text import Text
     from typer import _click
 
@@ -186,7 +187,6 @@ def _options_panel(
     highlight: _Highlighters,
 ) -> None:
     from rich.panel import Panel
-    from rich.table import Table
     from rich.text import Text
 
     rows: list[list[RenderableType]] = []
@@ -233,8 +233,18 @@ def _options_panel(
         return
     if any(required_marks):
         rows = [[mark, *row] for mark, row in zip(required_marks, rows, strict=True)]
-    table = Table(
-        highlight=True,
+    table = _panel_table(highlight=True)
+    for row in rows:
+        table.add_row(*row)
+    console.print(Panel(table, border_style=STYLE_PANEL_BORDER, title=name, title_align="left"))
+
+
+def _panel_table(*, highlight: bool) -> Table:
+    """The borderless two-or-three column table inside each help panel."""
+    from rich.table import Table
+
+    return Table(
+        highlight=highlight,
         show_header=False,
         expand=True,
         box=None,
@@ -245,9 +255,6 @@ def _options_panel(
         pad_edge=False,
         padding=(0, 1),
     )
-    for row in rows:
-        table.add_row(*row)
-    console.print(Panel(table, border_style=STYLE_PANEL_BORDER, title=name, title_align="left"))
 
 
 def _commands_panel(
@@ -258,21 +265,9 @@ def _commands_panel(
     highlight: _Highlighters,
 ) -> None:
     from rich.panel import Panel
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(
-        highlight=False,
-        show_header=False,
-        expand=True,
-        box=None,
-        show_lines=False,
-        leading=0,
-        border_style=None,
-        row_styles=None,
-        pad_edge=False,
-        padding=(0, 1),
-    )
+    table = _panel_table(highlight=False)
     table.add_column(style=STYLE_COMMANDS_FIRST_COLUMN, no_wrap=True, width=cmd_len)
     table.add_column("Description", justify="left", no_wrap=False, ratio=10)
     rows: list[list[RenderableType | None]] = []
