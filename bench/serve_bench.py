@@ -22,7 +22,10 @@ Added latency, measured with timestamps carried inside the audio itself (all pro
 read the same CLOCK_MONOTONIC):
 
 - up:   the client hands a 16 kHz chunk to its socket → the emulator receives that chunk
-        from ADK (client → serve → LiveRequestQueue → google-genai → emulator);
+        from ADK (client → serve → LiveRequestQueue → google-genai → emulator). serve
+        joins frames under 40 ms into 40 ms chunks (server/uplink.py): with --chunk-ms
+        under 40, only the first frame of each chunk carries a timestamp the emulator
+        reads, the one that waited longest;
 - down: the emulator hands a 24 kHz reply chunk to its WebSocket → the client receives
         it (emulator → google-genai → ADK run_live → serve → client).
 
@@ -39,6 +42,7 @@ per chunk and one per 200 ms (the sample's page). Last, one table of it all per 
 
 Run: .venv/bin/python bench/serve_bench.py [--protocol all|ext|seeds|sse|bidi|both]
      [--steps 1,2,4,8,16,32,64] [--step-s 12] [--quick]
+     [--chunk-ms 8 [--no-coalesce]]   (a browser's 8 ms frames; serve without coalescing)
 Every loop is bounded in count and time; the script stops by itself (--budget-s).
 """
 
@@ -97,6 +101,7 @@ __all__ = [
 ]
 
 SETTLE_S = 1.0  # the first second of each step is not measured
+COALESCE_ENV = "ADKVOICE_UPLINK_COALESCE"  # serve's switch (adkvoice/server/uplink.py)
 LABELS = {"ext": SUBPROTOCOL, "seeds": "seeds", "sse": "sse", "bidi": "bidi-demo"}
 TITLES = {
     "ext": "binary audio",
@@ -527,6 +532,8 @@ async def bench(args: argparse.Namespace) -> None:
         "all": list(PROTOCOLS),
     }.get(args.protocol, [args.protocol])
     deadline = time.monotonic() + args.budget_s
+    if args.no_coalesce:  # read by every serve this bench starts (its environment)
+        os.environ[COALESCE_ENV] = "off"
     script = await make_script(args.chunk_ms, args.silence_s)
     sample_script = await make_script(SAMPLE_POST_MS, args.silence_s)
     print(
@@ -536,6 +543,7 @@ async def bench(args: argparse.Namespace) -> None:
         f"{args.step_s:.0f} s per step (first {args.settle_s:.1f} s not measured); "
         f"permessage-deflate {'on' if args.deflate else 'off'}; "
         f"sessions store {args.sessions}; emulator voice {args.tts}; "
+        f"serve coalesces audio up: {'off' if args.no_coalesce else 'on'}; "
         f"protocols {', '.join(protocols)}"
     )
     print(
@@ -576,7 +584,18 @@ def main() -> None:
     parser.add_argument("--role", choices=["bench", "emulator"], default="bench")
     parser.add_argument("--steps", default="1,2,4,8,16,32,64", help="session counts to try")
     parser.add_argument("--step-s", type=float, default=12.0, help="seconds of audio per step")
-    parser.add_argument("--chunk-ms", type=int, default=40, choices=[20, 40])
+    parser.add_argument(
+        "--chunk-ms",
+        type=int,
+        default=40,
+        choices=[8, 10, 20, 40],
+        help="audio per frame the clients send (a browser's AudioWorklet: 8)",
+    )
+    parser.add_argument(
+        "--no-coalesce",
+        action="store_true",
+        help=f"serve sends every frame to the model as it comes ({COALESCE_ENV}=off)",
+    )
     parser.add_argument("--silence-s", type=float, default=3.5, help="silence after speech")
     parser.add_argument(
         "--protocol", choices=[*PROTOCOLS, "both", "all"], default="all", help="both: ext, seeds"

@@ -43,6 +43,7 @@ from adkvoice.events import AnswerComplete, ErrorEvent, UserText
 from adkvoice.live_options import LiveOptions, from_query
 from adkvoice.server.hub import REPLACED, Hub
 from adkvoice.server.limits import ErrorTally, InputRates
+from adkvoice.server.uplink import AudioUplink
 from adkvoice.server.ws import SESSION_ID, audio_flag
 from adkvoice.wire.adkvoice_v1 import decode_client_frame
 from adkvoice.wire.base import AudioInput, ClientMessage, FrameError, TextInput
@@ -86,6 +87,7 @@ class SseSession:
         self._rates = InputRates(hub.options, self._tally)
         self._encoder = SeedEncoder()
         self._backend: Backend | None = None  # set while POSTs may reach it
+        self._uplink: AudioUplink | None = None  # its audio, coalesced (set with it)
         self._close_requested: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._gone = asyncio.Event()  # the client went away
         self._released = asyncio.Event()  # the backend is closed
@@ -121,11 +123,13 @@ class SseSession:
         self._tally.record(exc.code, str(exc), level=logging.INFO)
 
     async def deliver(self, msg: ClientMessage) -> JSONResponse:
-        backend = self._backend
-        if backend is None or not self.accepting:
+        backend, uplink = self._backend, self._uplink
+        if backend is None or uplink is None or not self.accepting:
             return _error(404, NO_SESSION)
         now = time.monotonic()
         try:
+            if not isinstance(msg, AudioInput):
+                await uplink.flush()  # what follows the audio reaches the model after it
             if isinstance(msg, TextInput):
                 if self.hub.draining:
                     return _error(503, "the server is shutting down; reconnect shortly", RETRY)
@@ -144,7 +148,7 @@ class SseSession:
                     refusal = self._rates.audio(len(msg.pcm), now)
                     if refusal is not None:
                         return _error(429, refusal.message)
-                    await backend.send_audio(msg.pcm)
+                    await uplink.add(msg.pcm)  # coalesced into 40 ms chunks (uplink.py)
             else:  # EndInput or ImageInput: the seeds decoder never yields them
                 return _error(400, "this route takes text/plain and audio/pcm messages")
         except BackendError:
@@ -192,8 +196,9 @@ class SseSession:
             error = _error(503, "the agent could not start", RETRY)
             await self._answer(error, scope, receive, send)
             return
+        uplink = AudioUplink.for_serve(backend.send_audio)
         try:
-            self._backend = backend
+            self._backend, self._uplink = backend, uplink
             self._started = True
             await self._write(
                 send, {"type": "http.response.start", "status": 200, "headers": headers}
@@ -214,7 +219,8 @@ class SseSession:
                 if not task.cancelled() and (crash := task.exception()) is not None:
                     log.error("session %s failed", self.session_id, exc_info=crash)
         finally:
-            self._backend = None
+            self._backend = self._uplink = None
+            await uplink.close()
             await backend.close()
             self._released.set()
 

@@ -31,7 +31,8 @@ connection only:
   reconnecting with the same id continues the conversation.
 
 Each kind of error is logged once per connection; internal exception text never goes to
-the peer.
+the peer. Audio up reaches the model in chunks of 40 ms or more (`server/uplink.py`), and
+what is held goes before any other message and at close.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from adkvoice.live_options import LiveOptions, from_query
 from adkvoice.server.hub import REPLACED, Hub
 from adkvoice.server.limits import ErrorTally, InputRates, Refusal
 from adkvoice.server.security import cross_site_refusal, host_name, token_ok
+from adkvoice.server.uplink import AudioUplink
 from adkvoice.wire.adkvoice_v1 import (
     SUBPROTOCOL,
     decode_client_frame,
@@ -254,6 +256,7 @@ class WsSession:
         self._encoder = SeedEncoder()
         self._send_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._uplink: AudioUplink | None = None  # the audio on its way to the backend
 
     # Hub interface -----------------------------------------------------------------------
     def request_close(self, code: int, reason: str) -> None:
@@ -313,6 +316,7 @@ class WsSession:
             await self._close(1011, "the agent could not start")
             return
         request: CloseRequest | None = None
+        uplink = self._uplink = AudioUplink.for_serve(backend.send_audio)
         try:
             if self.extended:
                 resumed, awaiting_reply = await self.hub.history_state(self.session_id)
@@ -338,6 +342,7 @@ class WsSession:
             if request is not None and request is not GO_QUIET:
                 await self._close(request.code, request.reason)
         finally:
+            await uplink.close()
             await backend.close()
             self._released.set()
         if request is GO_QUIET:
@@ -504,7 +509,10 @@ class WsSession:
             return await self._client_error(
                 "after_end", "this session was ended by the client; open a new connection"
             )
+        assert self._uplink is not None  # made before the receive loop starts
         try:
+            if not isinstance(msg, AudioInput):
+                await self._uplink.flush()  # what follows the audio reaches the model after it
             if isinstance(msg, TextInput):
                 return await self._on_text(msg.text, backend)
             if isinstance(msg, AudioInput):
@@ -547,7 +555,8 @@ class WsSession:
         if refusal is not None:
             await self._refused(refusal, now)
             return
-        await backend.send_audio(pcm)
+        assert self._uplink is not None  # made before the receive loop starts
+        await self._uplink.add(pcm)  # coalesced into 40 ms chunks (server/uplink.py)
 
     async def _on_image(self, image: ImageInput, backend: Backend) -> CloseRequest | None:
         limit = self._opts.max_image_bytes
