@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from adkvoice.errors import BackendError
+from adkvoice.store.appends import finish_even_if_cancelled
 
 CONNECT_TIMEOUT_S = 10.0  # asyncpg waits 60 s by default for a host that does not answer
 SCHEMA_LOCK_KEY = 0x61646B766F696365  # "adkvoice": the advisory lock for creating tables
@@ -149,5 +150,6 @@ class PostgresSessionService(DatabaseSessionService):
             await super().delete_session(app_name, user_id, session_id)
 
     async def append_event(self, session: Session, event: Event) -> Event:
+        # Finished even when the caller is cancelled (store/appends.py).
         async with self._translated():
-            return await super().append_event(session, event)
+            return await finish_even_if_cancelled(super().append_event(session, event))

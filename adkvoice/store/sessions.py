@@ -60,7 +60,6 @@ def open_store(spec: str | None, *, write: bool = True, long_lived: bool = False
     turn. `long_lived`: a SQLite file keeps one connection (`store.sqlite`) that the caller
     closes with `close_store`."""
     from google.adk.sessions.in_memory_session_service import InMemorySessionService
-    from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
     if spec is not None and spec.strip().lower() == MEMORY:
         return SessionStore(InMemorySessionService(), "memory (not kept)")
@@ -82,12 +81,12 @@ def open_store(spec: str | None, *, write: bool = True, long_lived: bool = False
             _check_writable(path)
     except OSError as exc:
         raise store_failure(str(path), exc) or exc from None
+    from adkvoice.store.sqlite import SqliteSessions, SqliteStore
+
     try:
         if long_lived:
-            from adkvoice.store.sqlite import SqliteStore
-
             return SessionStore(SqliteStore(str(path)), str(path))
-        return SessionStore(SqliteSessionService(str(path)), str(path))
+        return SessionStore(SqliteSessions(str(path)), str(path))
     except RuntimeError as exc:  # an old schema that needs ADK's migration
         raise ConfigError(f"--sessions: {str(exc).splitlines()[0]}") from None
 

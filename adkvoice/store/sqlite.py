@@ -1,4 +1,5 @@
-"""ADK's SQLite session service on one long-lived connection.
+"""ADK's SQLite session service, with appends that finish (`SqliteSessions`), and on one
+long-lived connection (`SqliteStore`).
 
 ADK's `SqliteSessionService` opens a new connection for every read and every appended
 event of a file database (an aiosqlite thread, the file, a PRAGMA), on the path before the
@@ -22,10 +23,22 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from google.adk.events.event import Event
 from google.adk.sessions import sqlite_session_service as adk_sqlite
+from google.adk.sessions.session import Session
+
+from adkvoice.store.appends import finish_even_if_cancelled
 
 
-class SqliteStore(adk_sqlite.SqliteSessionService):
+class SqliteSessions(adk_sqlite.SqliteSessionService):
+    """ADK's SQLite session service whose appends finish even when the caller is
+    cancelled (store/appends.py: otherwise the session can go stale mid-conversation)."""
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        return await finish_even_if_cancelled(super().append_event(session, event))
+
+
+class SqliteStore(SqliteSessions):
     def __init__(self, db_path: str) -> None:
         super().__init__(db_path)
         self._conn: Any = None  # aiosqlite.Connection once opened

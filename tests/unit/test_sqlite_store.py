@@ -11,7 +11,7 @@ from google.adk.events.event import Event
 from google.adk.sessions import sqlite_session_service as adk_sqlite
 from google.genai import types
 
-from adkvoice.store.sqlite import SqliteStore
+from adkvoice.store.sqlite import SqliteSessions, SqliteStore
 
 
 def _event(text: str) -> Event:
@@ -98,3 +98,39 @@ def test_a_second_event_loop_gets_its_own_connection(tmp_path: Path) -> None:
         return found
 
     assert asyncio.run(read_and_close()) is not None
+
+
+@pytest.mark.parametrize("long_lived", [False, True])
+async def test_an_append_cancelled_after_its_commit_leaves_the_session_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, long_lived: bool
+) -> None:
+    """ADK cancels its sending task when a live connection ends; an append cut off after
+    its commit must not leave the session stale for every later append."""
+    service = (SqliteStore if long_lived else SqliteSessions)(str(tmp_path / "s.db"))
+    session = await service.create_session(app_name="a", user_id="u", session_id="s1")
+    committed, go_on = asyncio.Event(), asyncio.Event()
+    real_commit = aiosqlite.Connection.commit
+
+    async def commit_then_wait(self: aiosqlite.Connection) -> None:
+        await real_commit(self)
+        committed.set()
+        await go_on.wait()  # the caller is cancelled here: storage has the event
+
+    monkeypatch.setattr(aiosqlite.Connection, "commit", commit_then_wait)
+    append = asyncio.create_task(service.append_event(session, _event("cut off")))
+    await committed.wait()
+    append.cancel()
+    await asyncio.sleep(0.01)
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await append
+    monkeypatch.setattr(aiosqlite.Connection, "commit", real_commit)
+    await service.append_event(session, _event("next"))  # ADK alone: StaleSessionError
+    stored = await service.get_session(app_name="a", user_id="u", session_id="s1")
+    assert stored is not None
+    assert [e.content.parts[0].text for e in stored.events if e.content and e.content.parts] == [
+        "cut off",
+        "next",
+    ]
+    if isinstance(service, SqliteStore):
+        await service.close()
