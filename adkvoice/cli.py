@@ -156,9 +156,21 @@ def chat(
     )
 
     def action() -> int:
-        from adkvoice.commands.chat import run_chat
+        from adkvoice.app import hold_collector
+        from adkvoice.backends.factory import start_emulator_early
 
-        return run_chat(settings)
+        hold_collector()  # until chat is up (commands.chat releases it)
+        # Before commands.chat imports ADK: the emulator starts alongside that import.
+        emulator = start_emulator_early(
+            settings.connect, text_chunk_delay_s=settings.text_chunk_delay_s, debug=debug
+        )
+        try:
+            from adkvoice.commands.chat import run_chat
+
+            return run_chat(settings, emulator)
+        finally:
+            if emulator is not None:
+                emulator.close()
 
     run_action(action, debug)
 

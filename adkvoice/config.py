@@ -64,6 +64,11 @@ class ChatSettings:
     debug: bool = False
     vision: VisionSettings = field(default_factory=VisionSettings)
 
+    @property
+    def text_chunk_delay_s(self) -> float:
+        """The emulator's pause between text chunks: in a terminal, replies stream."""
+        return 0.03 if self.output == "rich" else 0.0
+
 
 @dataclass(frozen=True)
 class TalkSettings:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from adkvoice.agents.loading import LoadedAgent
     from adkvoice.backends.base import Backend
     from adkvoice.backends.embedded import EmbeddedBackend
+    from adkvoice.backends.emulator_process import EmulatorProcess
     from adkvoice.emulator import Emulator
 
 
@@ -45,12 +46,27 @@ async def live_endpoint(
     *,
     text_chunk_delay_s: float = 0.0,
     audio_pacing: float = 0.0,
+    started: EmulatorProcess | None = None,
 ) -> AsyncIterator[tuple[str, Emulator | None]]:
-    """Start the in-process emulator when there are no credentials (or when forced)."""
+    """Start the in-process emulator when there are no credentials (or when forced), or
+    use `started` (see `start_emulator_early`), which is stopped here when not needed or
+    on exit. The emulator is yielded when it runs in this process."""
     which = choose_backend(backend, os.environ)
     if which == "gemini":
+        if started is not None:  # the agent's .env had the credentials
+            await started.stop()
         yield "Gemini", None
         return
+    if started is not None:
+        env = await started.client_env()
+        if env is not None:
+            try:
+                point_genai_at(env)
+                _emulator_notice(backend, notify)
+                yield "emulator", None
+            finally:
+                await started.stop()
+            return
     from adkvoice.emulator import Emulator, EmulatorOptions, load_rules
 
     rules = load_rules(rules_file) if rules_file else None
@@ -62,17 +78,45 @@ async def live_endpoint(
     await emulator.start()
     try:
         point_genai_at(emulator.client_env())
-        if backend == "auto":
-            _info(
-                notify,
-                "No Google credentials found: using the built-in Live API emulator (scripted "
-                "replies). Set GOOGLE_API_KEY to talk to Gemini.",
-            )
-        else:
-            _info(notify, "Using the built-in Live API emulator (scripted replies).")
+        _emulator_notice(backend, notify)
         yield "emulator", emulator
     finally:
         await emulator.stop()
+
+
+def _emulator_notice(backend: BackendChoice, notify: Notify) -> None:
+    if backend == "auto":
+        _info(
+            notify,
+            "No Google credentials found: using the built-in Live API emulator (scripted "
+            "replies). Set GOOGLE_API_KEY to talk to Gemini.",
+        )
+    else:
+        _info(notify, "Using the built-in Live API emulator (scripted replies).")
+
+
+def start_emulator_early(
+    connect: ConnectSettings, *, text_chunk_delay_s: float, debug: bool
+) -> EmulatorProcess | None:
+    """The emulator `open_backend` will likely need, started in a child process before
+    the caller imports ADK (see `emulator_process`); None when it will not be needed (a
+    remote agent, credentials in the environment). Pass it to `open_backend`, which
+    stops it, and `close` it in the end anyway: an error may come before."""
+    if connect.url is not None:
+        return None
+    try:
+        if choose_backend(connect.backend, os.environ) != "emulator":
+            return None
+    except ConfigError:  # open_backend says it, in its turn
+        return None
+    from adkvoice.backends.emulator_process import EmulatorProcess
+
+    return EmulatorProcess.spawn(
+        rules_file=connect.emulator_rules,
+        text_chunk_delay_s=text_chunk_delay_s,
+        audio_pacing=0.0,
+        debug=debug,
+    )
 
 
 async def choose_session(
@@ -111,9 +155,11 @@ async def open_backend(
     *,
     text_chunk_delay_s: float = 0.0,
     manual_activity: bool = False,
+    emulator: EmulatorProcess | None = None,
 ) -> AsyncIterator[Backend]:
     """A started backend: remote for `--url`, otherwise the agent embedded in this process
-    (with the in-process emulator when there are no credentials). Closed on exit."""
+    (with the emulator when there are no credentials: `emulator` if it was started early,
+    which is stopped here). Closed on exit."""
     modality: Modality = "TEXT" if connect.text_replies else "AUDIO"
     if connect.url is not None:
         from adkvoice.backends.remote import remote_backend
@@ -154,7 +200,11 @@ async def open_backend(
     store = open_store(connect.sessions)
     session_id = await choose_session(connect, loaded.app_name, store, notify)
     async with live_endpoint(
-        connect.backend, connect.emulator_rules, notify, text_chunk_delay_s=text_chunk_delay_s
+        connect.backend,
+        connect.emulator_rules,
+        notify,
+        text_chunk_delay_s=text_chunk_delay_s,
+        started=emulator,
     ) as (label, _emulator):
         session_id = session_id or new_session_id()
         embedded = embedded_backend(

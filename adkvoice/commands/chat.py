@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from adkvoice.app import configure_logging, run_main
+from adkvoice.app import configure_logging, release_collector, run_main
 from adkvoice.backends.base import require_images
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import ChatSettings
@@ -23,6 +23,7 @@ from adkvoice.ui.line_input import LineReader
 if TYPE_CHECKING:
     from adkvoice.audio.playback import Playback
     from adkvoice.backends.base import Backend
+    from adkvoice.backends.emulator_process import EmulatorProcess
     from adkvoice.vision.codec import EncodedFrame
 
 _PROMPT_PLAIN = "you › "
@@ -94,7 +95,7 @@ async def _events(conversation: Conversation, backend: Backend) -> None:
     raise ConnectionLostError("the live session ended")
 
 
-async def chat(settings: ChatSettings, out: Console) -> int:
+async def chat(settings: ChatSettings, out: Console, emulator: EmulatorProcess | None) -> int:
     # `--image`: read and encoded before anything connects, so a bad file is one line.
     first_image: EncodedFrame | None = None
     if settings.vision.image is not None:
@@ -102,7 +103,6 @@ async def chat(settings: ChatSettings, out: Console) -> int:
     view = make_view(settings, out)
     conversation = Conversation([view])
     reader = _line_reader(settings, out)
-    streaming_feel = 0.03 if settings.output == "rich" else 0.0
     player = None
     if not settings.connect.text_replies and settings.output != "json":
         player = await open_player(conversation)
@@ -110,8 +110,12 @@ async def chat(settings: ChatSettings, out: Console) -> int:
             conversation.add_sink(SpeakerSink(player))
     try:
         async with open_backend(
-            settings.connect, conversation.publish, text_chunk_delay_s=streaming_feel
+            settings.connect,
+            conversation.publish,
+            text_chunk_delay_s=settings.text_chunk_delay_s,
+            emulator=emulator,
         ) as backend:
+            release_collector()  # held by the command line while chat started
             showing = Showing(backend, conversation.publish)
             if first_image is not None and settings.vision.image is not None:
                 require_images(backend)
@@ -134,9 +138,10 @@ async def chat(settings: ChatSettings, out: Console) -> int:
     return 0
 
 
-def run_chat(settings: ChatSettings) -> int:
+def run_chat(settings: ChatSettings, emulator: EmulatorProcess | None = None) -> int:
+    """`emulator`: started early by the caller (`start_emulator_early`), or None."""
     configure_logging(settings.debug)
     out = Console()
     if sys.stdin.isatty():
         import readline  # noqa: F401  (line editing and history for input())
-    return run_main(lambda: chat(settings, out))
+    return run_main(lambda: chat(settings, out, emulator))

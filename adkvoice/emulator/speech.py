@@ -16,14 +16,15 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from adkvoice.errors import EmulatorError
 from adkvoice.live_models import DEFAULT_VOICE
 
 from .client_messages import INPUT_RATE, OUTPUT_RATE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TtsMode = Literal["auto", "espeak", "synthetic"]
 SttMode = Literal["auto", "pocketsphinx", "placeholder"]
@@ -76,6 +77,9 @@ class Stt(Protocol):
 
 def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
     """Linear-interpolation resampling of s16le mono; good enough for speech."""
+    # numpy is imported where audio is handled: a text-only emulator never loads it.
+    import numpy as np
+
     if src_rate == dst_rate or not pcm:
         return pcm
     src = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
@@ -120,6 +124,8 @@ def parse_wav(data: bytes) -> tuple[bytes, int]:
             pcm = data[body:]
             pcm = pcm[: len(pcm) - len(pcm) % (2 * channels)]
             if channels > 1:
+                import numpy as np
+
                 frames = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels)
                 pcm = frames[:, 0].astype("<i2").tobytes()
             return pcm, rate
@@ -175,6 +181,8 @@ def synthesize_tones(
     text: str, amplitude: float = 6500.0, rate: int = OUTPUT_RATE, base_hz: float = 170.0
 ) -> bytes:
     """Deterministic tone bursts (pure; no I/O); `base_hz` sets the voice's pitch."""
+    import numpy as np
+
     pieces: list[np.ndarray] = []
     gap = np.zeros(int(0.07 * rate))
     pause = np.zeros(int(0.18 * rate))

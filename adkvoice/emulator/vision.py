@@ -21,8 +21,6 @@ import importlib
 from functools import cache
 from typing import Any
 
-import numpy as np
-
 from adkvoice.errors import ProtocolError
 from adkvoice.vision.headers import image_size
 
@@ -95,6 +93,8 @@ def _decode(data: bytes, *, reduced: bool) -> Any:
     cv2 = _cv2()
     if cv2 is None:
         return None
+    import numpy as np  # here: an emulator that is shown no image never loads numpy
+
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         return cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_4 if reduced else cv2.IMREAD_COLOR)
@@ -120,6 +120,8 @@ class Sight:
         colour: tuple[int, int, int] | None = None
         mark: Any = data
         if picture is not None:
+            import numpy as np
+
             cv2 = _cv2()
             height, width = picture.shape[:2]
             size = size or (width, height)
@@ -162,4 +164,6 @@ class Sight:
 def _differs(previous: Any, current: Any) -> bool:
     if isinstance(previous, bytes) or isinstance(current, bytes):
         return bool(previous != current)
+    import numpy as np
+
     return float(np.abs(previous - current).max()) > SAME_PICTURE_LEVELS
