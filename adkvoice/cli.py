@@ -268,6 +268,13 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    event_loop: Annotated[
+        str,
+        typer.Option(
+            "--loop",
+            help="The event loop: uvloop (pip install 'adkvoice[fast]'), asyncio, or auto: uvloop when it is installed.",
+        ),
+    ] = "auto",
     rules: EmulatorRulesOpt = None,
     voice: VoiceOpt = None,
     language: LanguageOpt = None,
@@ -281,12 +288,14 @@ def serve(
 ) -> None:
     """Host an agent for browsers and remote terminals.
 
-    Serves the browser client at /, the ADK streaming sample's WebSocket protocol at /ws/{session_id}?is_audio=true|false (the sample's own client works unchanged), Server-Sent Events at /chat/stream, and /healthz and /readyz. Ctrl-C drains running turns, then stops.
+    Serves the browser client at /, the ADK streaming sample's WebSocket protocol at /ws/{session_id}?is_audio=true|false and its SSE version at /events/{session_id} and /send/{session_id} (the samples' own pages work unchanged), bidi-demo's at /ws/{user_id}/{session_id}, Server-Sent Events at /chat/stream, and /healthz and /readyz. Ctrl-C drains running turns, then stops.
     """
     from adkvoice.config import ServeSettings
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         fail(f"--log-level must be debug, info, warning or error, not {log_level!r}", 2)
+    if event_loop not in ("auto", "uvloop", "asyncio"):
+        fail(f"--loop must be auto, uvloop or asyncio, not {event_loop!r}", 2)
     settings = ServeSettings(
         agent_path=agent,
         host=host,
@@ -301,6 +310,7 @@ def serve(
         sessions=sessions,
         max_sessions=max_sessions,
         log_level=log_level.lower(),
+        event_loop=event_loop,  # type: ignore[arg-type]  # checked above
         emulator_rules=rules,
         debug=debug,
         context_compression=parse_compression(compression),

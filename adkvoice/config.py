@@ -16,6 +16,8 @@ BackendChoice = Literal["auto", "gemini", "emulator"]
 OutputMode = Literal["rich", "plain", "json"]
 
 
+# `serve --loop`: "auto" is uvloop when it is installed.
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 # `--protocol`: the remote agent's transport; "auto" follows from the URL.
 ProtocolChoice = Literal["auto", "seeds", "adkvoice.v1", "run_live", "bidi", "seeds-sse", "run_sse"]
 
@@ -108,6 +110,7 @@ class ServeSettings:
     sessions: str | None = None
     max_sessions: int = 32
     log_level: str = "info"
+    event_loop: EventLoopChoice = "auto"
     emulator_rules: Path | None = None
     debug: bool = False
     context_compression: int | None = 0  # as ConnectSettings.context_compression

@@ -169,6 +169,12 @@ def main() -> None:
         action="store_true",
         help="ask ADK for what serve asks for too: input transcription, session resumption",
     )
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="uvicorn's event loop (the sample's `pip install uvicorn` has asyncio's)",
+    )
     args = parser.parse_args()
     app.state.serve_run_config = args.serve_run_config
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -176,7 +182,9 @@ def main() -> None:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(128)
     app.state.port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, log_level="warning", timeout_graceful_shutdown=3, loop=args.loop, http="h11"
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -248,12 +248,22 @@ class Server:
 
     @classmethod
     async def start(
-        cls, emulator_env: dict[str, str], sessions: str, max_sessions: int, data_dir: Path
+        cls,
+        emulator_env: dict[str, str],
+        sessions: str,
+        max_sessions: int,
+        data_dir: Path,
+        prefix: tuple[str, ...] = (),
+        extra: tuple[str, ...] = (),
     ) -> Server:
+        """`prefix` goes before `-m adkvoice` (e.g. bench/gc_probe.py LOG), `extra` after
+        serve's own options."""
         argv = [
+            *prefix,
             *("-m", "adkvoice", "serve", "--backend", "gemini", "--port", "0"),
             *("--sessions", sessions, "--max-sessions", str(max_sessions)),
             *("--log-level", "warning"),
+            *extra,
         ]
         return await cls.launch(argv, emulator_env, data_dir, "serve")
 

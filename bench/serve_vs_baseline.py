@@ -6,10 +6,19 @@ three servers started side by side, each its own process on 127.0.0.1:
 
 - serve:      `python -m adkvoice serve --backend gemini` (the default SQLite store);
 - serve-mem:  the same with `--sessions memory`;
-- baseline:   bench/baseline_server.py (FastAPI + uvicorn, one `Runner.run_live` per
+- baseline:   bench/baseline_server.py (FastAPI + uvicorn on asyncio's loop and h11, as
+              the sample runs after `pip install uvicorn`: one `Runner.run_live` per
               socket, `InMemorySessionService`, the same bundled agent and model);
-- baseline-rc (only when named in --servers): the baseline asking ADK for what serve's
-              RunConfig asks for too (input transcription, session resumption).
+and, only when named in --servers:
+- baseline-rc: the baseline asking ADK for what serve's RunConfig asks for too (input
+              transcription, session resumption);
+- baseline-uvloop: the baseline on uvloop;
+- serve-asyncio: serve with `--loop asyncio` (serve takes uvloop when it is installed);
+- serve-gc-default: serve with Python's collector settings (bench/gc_probe.py stops
+              serve's `gc.freeze()`), to measure what freezing the start-up heap gains.
+
+Every server runs under bench/gc_probe.py, which logs its collections: each row gives the
+longest pause, the number of full collections and the share of the step spent collecting.
 
 For each step of N sessions (4, 8, 16, 24, 32) every server takes its turn (the order
 alternates from step to step, so neither side always runs right after the other), with
@@ -44,19 +53,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gc_probe import Pauses, read_pauses
 from serve_bench import SETTLE_S, StepFigures, badness, fmt, run_step, worst_p99
 from serve_bench_clients import make_script, percentile
 from serve_bench_procs import Emulator, Server, Usage, rss_mib
 
 HERE = Path(__file__).resolve().parent
+GC_PROBE = HERE / "gc_probe.py"
 BASELINE_SCRIPT = HERE / "baseline_server.py"
-SERVERS = ("serve", "serve-mem", "baseline", "baseline-rc")
+SERVERS = (
+    "serve",
+    "serve-mem",
+    "baseline",
+    "baseline-rc",
+    "serve-gc-default",
+    "serve-asyncio",
+    "baseline-uvloop",
+)
 DEFAULT_SERVERS = "serve,serve-mem,baseline"
 TITLES = {
     "serve": "adkvoice serve, SQLite store",
     "serve-mem": "adkvoice serve --sessions memory",
     "baseline": "the sample's shape (baseline_server.py)",
     "baseline-rc": "the sample's shape with serve's RunConfig",
+    "serve-gc-default": "adkvoice serve, SQLite store, Python's own GC settings",
+    "serve-asyncio": "adkvoice serve --loop asyncio, SQLite store",
+    "baseline-uvloop": "the sample's shape on uvloop",
 }
 IDLE_WINDOW_S = 2.0
 STEP_OVERHEAD_S = 25.0  # connecting, closing and waiting for the sessions to end (bounded)
@@ -70,6 +92,8 @@ class Target:
     idle_cpu: float = math.nan
     idle_rss: float = math.nan
     steps: dict[int, StepFigures] = field(default_factory=dict)
+    gc_log: Path | None = None
+    gc: dict[int, Pauses] = field(default_factory=dict)  # the kept attempt's collections
     stopped: str = ""  # why it is not asked for more
 
     def cpu_per_session(self, n: int) -> float:
@@ -89,13 +113,23 @@ class Target:
         return held
 
 
-async def start_server(name: str, emulator: Emulator, tmp: Path, max_sessions: int) -> Server:
+async def start_server(
+    name: str, emulator: Emulator, tmp: Path, max_sessions: int, gc_log: Path
+) -> Server:
+    """The server `name`, its collections timed by gc_probe.py into `gc_log`."""
     data = tmp / f"{name}-data"
-    if name == "serve":
-        return await Server.start(emulator.env, str(tmp / "serve.db"), max_sessions, data)
-    if name == "serve-mem":
-        return await Server.start(emulator.env, "memory", max_sessions, data)
-    argv = [str(BASELINE_SCRIPT)] + (["--serve-run-config"] if name == "baseline-rc" else [])
+    probe: tuple[str, ...] = (str(GC_PROBE), str(gc_log))
+    if name.startswith("serve"):
+        store = "memory" if name == "serve-mem" else str(tmp / f"{name}.db")
+        extra: tuple[str, ...] = ()
+        if name == "serve-gc-default":
+            probe = (*probe, "--python-gc-defaults")
+        if name == "serve-asyncio":
+            extra = ("--loop", "asyncio")
+        return await Server.start(emulator.env, store, max_sessions, data, probe, extra)
+    argv = [*probe, str(BASELINE_SCRIPT)]
+    argv += ["--serve-run-config"] if name == "baseline-rc" else []
+    argv += ["--loop", "uvloop"] if name == "baseline-uvloop" else []
     return await Server.launch(argv, emulator.env, data, name)
 
 
@@ -103,11 +137,15 @@ def header() -> str:
     return (
         f"{'N':>3} {'server':<10} {'up p50':>7} {'up p99':>7} {'dn p50':>7} {'dn p99':>7} "
         f"{'turns':>5} {'CPU%':>6} {'/sess':>6} {'RSS MiB':>7} {'emu CPU%':>8} "
-        f"{'gen CPU%':>8} {'other%':>6} {'gen late p99':>12} errors"
+        f"{'gen CPU%':>8} {'other%':>6} {'gen late p99':>12} {'GC max':>6} {'full':>4} "
+        f"{'GC %':>5} errors"
     )
 
 
-def row(target: Target, fig: StepFigures) -> str:
+def row(target: Target, fig: StepFigures, pauses: Pauses, step_s: float) -> str:
+    """GC max: the server's longest collection pause in the step (ms); full: how many
+    collections of the oldest generation it made; GC %: the time it spent collecting, in
+    % of the step's length (the step's connecting and closing included)."""
     cpu = fig.cpu.get("serve", math.nan)
     errors = f"{len(fig.errors)}" + (
         ": " + "; ".join(sorted(set(fig.errors))[:2]) if fig.errors else ""
@@ -121,7 +159,8 @@ def row(target: Target, fig: StepFigures) -> str:
         f"{fmt(fig.cpu.get('emulator', math.nan), 0):>8} "
         f"{fmt(fig.cpu.get('generator', math.nan), 0):>8} "
         f"{fmt(fig.cpu.get('other', math.nan), 0):>6} "
-        f"{fmt(percentile(fig.late_ms, 99)):>12} {errors}"
+        f"{fmt(percentile(fig.late_ms, 99)):>12} {fmt(pauses.worst_ms):>6} "
+        f"{len(pauses.full):>4} {fmt(100 * pauses.total_ms / 1000 / step_s, 2):>5} {errors}"
     )
 
 
@@ -248,7 +287,8 @@ async def bench(args: argparse.Namespace) -> None:
         try:
             assert emulator.proc.pid is not None
             for name in names:
-                server = await start_server(name, emulator, tmp, max(steps) + 8)
+                gc_log = tmp / f"{name}-gc.log"
+                server = await start_server(name, emulator, tmp, max(steps) + 8, gc_log)
                 assert server.proc.pid is not None
                 usage = Usage(
                     {
@@ -257,7 +297,7 @@ async def bench(args: argparse.Namespace) -> None:
                         "generator": os.getpid(),
                     }
                 )
-                targets.append(Target(name, server, usage))
+                targets.append(Target(name, server, usage, gc_log=gc_log))
             for t in targets:
                 # One short conversation first: imports and first-use work are not a
                 # per-session cost.
@@ -303,9 +343,11 @@ async def bench(args: argparse.Namespace) -> None:
                     # attempt kept: on a shared 2-core machine a burst of other work can
                     # spoil one run's tail.
                     attempts: list[StepFigures] = []
+                    collections: list[Pauses] = []
                     while len(attempts) <= args.retries:
                         if attempts and time.monotonic() + args.step_s + STEP_OVERHEAD_S > deadline:
                             break
+                        began = time.monotonic()
                         fig = await run_step(
                             n,
                             protocol="seeds",
@@ -319,12 +361,21 @@ async def bench(args: argparse.Namespace) -> None:
                             settle_s=args.settle_s,
                         )
                         t.steps[n] = fig
-                        print(row(t, fig) + (" (again)" if attempts else ""), flush=True)
+                        assert t.gc_log is not None
+                        await asyncio.sleep(1.1)  # the probe writes once a second
+                        pauses = read_pauses(t.gc_log, began, time.monotonic())
+                        print(
+                            row(t, fig, pauses, time.monotonic() - began)
+                            + (" (again)" if attempts else ""),
+                            flush=True,
+                        )
                         attempts.append(fig)
+                        collections.append(pauses)
                         if badness(fig) <= (0, args.max_p99_ms):
                             break
                         await asyncio.sleep(1.0)
                     fig = t.steps[n] = min(attempts, key=badness)
+                    t.gc[n] = collections[attempts.index(fig)]
                     p99 = worst_p99(fig)
                     if fig.errors or not p99 <= args.give_up_ms:
                         t.stopped = f"not asked for more after N={n}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,8 @@ from rich.console import Console
 
 from adkvoice.app import configure_logging, run_main
 from adkvoice.backends.factory import default_handles_dir, is_ephemeral, live_endpoint
-from adkvoice.config import ServeSettings, register_settings_secrets
+from adkvoice.config import EventLoopChoice, ServeSettings, register_settings_secrets
+from adkvoice.errors import ConfigError
 from adkvoice.events import Notice
 from adkvoice.live_options import plan_session
 from adkvoice.store.sessions import SessionStore, close_store, open_store
@@ -73,12 +75,35 @@ async def _serve_with(
             )
             say(Notice(message="Ctrl-C stops it after running turns finish."))
 
+        # This process is the server for its whole life: settle its heap first.
+        from adkvoice.server.heap import settle_before_sessions
+
+        settle_before_sessions()
         await serve(loaded, options, on_ready=ready)
+
+
+def event_loop_factory(choice: EventLoopChoice) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for or (auto) installed; None for asyncio's own."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("--loop uvloop needs uvloop: pip install 'adkvoice[fast]'") from None
+        return None
+    return uvloop.new_event_loop
 
 
 def run_serve(settings: ServeSettings) -> int:
     register_settings_secrets(token=settings.token, sessions=settings.sessions)
     configure_logging(settings.debug)
+    loop_factory = event_loop_factory(settings.event_loop)
     # While serving, uvicorn turns SIGINT/SIGTERM into a graceful drain; stopping it is
     # the normal way to end, so an interrupt is not a failure.
-    return run_main(lambda: serve_agent(settings), own_signals=False, interrupted_exit=0)
+    return run_main(
+        lambda: serve_agent(settings),
+        own_signals=False,
+        interrupted_exit=0,
+        loop_factory=loop_factory,
+    )

@@ -34,7 +34,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -482,8 +482,8 @@ class SniffingProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; not an asyncio.Transport instance on every loop (uvloop's).
+        self._transport = cast(asyncio.Transport, transport)
         self._rest_options.sniffing.add(self)
         # As websockets' open_timeout would: a silent connection does not stay forever.
         loop = asyncio.get_running_loop()

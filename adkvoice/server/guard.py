@@ -179,8 +179,10 @@ class ConnectionGuard:
             return
         for transport in transports:
             # abort, not close: close would wait to flush, and the point is the descriptor.
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.abort()
+            # (uvloop's transports have abort() without being asyncio.WriteTransport.)
+            abort = getattr(transport, "abort", None)
+            if callable(abort):
+                abort()
             else:
                 transport.close()
         self.tally.record(reason, len(transports))
