@@ -563,6 +563,7 @@ def histogram(runs: list[JitterFigures], mic: float, png: Path | None) -> None:
     ax.set_xlabel("voice-to-voice added by adkvoice (ms)")
     ax.set_ylabel("replies")
     ax.legend()
+    png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
     print(f"histogram: {png}")
 
@@ -1005,7 +1006,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("jitter",), help="run only the jitter buffer part")
     parser.add_argument("--replies", type=int, default=12, help="replies per jitter run")
     parser.add_argument(
-        "--png", type=Path, default=Path("talk_bench_v2v.png"), help="histogram (matplotlib)"
+        "--png",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "talk_bench_v2v.png",
+        help="histogram (matplotlib)",
     )
     args = parser.parse_args()
     policies = ["fixed", "adaptive"] if args.policy == "both" else [args.policy]
