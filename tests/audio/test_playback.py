@@ -113,19 +113,25 @@ async def test_no_underruns_at_steady_delivery(pulse: PulseServer) -> None:
         underflows_before = pb.device_underflows
         start = time.monotonic()
         adapted = 0
+        overslept = 0  # chunks after adaptation that this loop itself delivered late
+        due = start
         for i in range(30):  # 80 ms chunks (as the emulator sends) at real-time pace, jittered
+            if i > 5 and time.monotonic() - due > 0.03:
+                overslept += 1  # a loaded machine woke us 30 ms+ past the designed jitter
             pb.enqueue(chunk)
             jitter = 0.01 if i % 3 == 1 else -0.005
-            await asyncio.sleep(max(0.0, start + (i + 1) * 0.08 + jitter - time.monotonic()))
+            due = start + (i + 1) * 0.08 + jitter
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             if i == 5:
                 adapted = pb.underruns
         pb.end_reply()
         assert await pb.drain(5)
         # The hold starts at 10 ms and grows with the lateness it sees, once a late frame
         # has been seen twice: the first two late frames (15 ms behind the early ones, at
-        # chunks 1 and 4) may each run it dry, faded, not clicked; after that, never.
+        # chunks 1 and 4) may each run it dry, faded, not clicked; after that, only a chunk
+        # this test failed to deliver on time (the machine busy) may.
         assert adapted <= 2
-        assert pb.underruns == adapted
+        assert pb.underruns - adapted <= overslept
         assert pb.ring.frames_played == 30 * 1920
         # The device's own underflows depend on the machine's load, not on delivery.
         print(f"\nsteady delivery: device underflows {pb.device_underflows - underflows_before}")
