@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adkvoice.cli_app import app, command, run_action
+from adkvoice.cli_app import app, command, run_action, with_early_emulator
 from adkvoice.cli_options import (
     AffectiveOpt,
     AgentArg,
@@ -58,6 +58,9 @@ from adkvoice.cli_options import (
 from adkvoice.cli_sessions import sessions_app
 
 __all__ = ["app", "main"]
+
+if TYPE_CHECKING:
+    from adkvoice.backends.emulator_process import EmulatorProcess
 
 
 @command()
@@ -156,21 +159,14 @@ def chat(
     )
 
     def action() -> int:
-        from adkvoice.app import hold_collector
-        from adkvoice.backends.factory import start_emulator_early
-
-        hold_collector()  # until chat is up (commands.chat releases it)
-        # Before commands.chat imports ADK: the emulator starts alongside that import.
-        emulator = start_emulator_early(
-            settings.connect, text_chunk_delay_s=settings.text_chunk_delay_s, debug=debug
-        )
-        try:
-            from adkvoice.commands.chat import run_chat
+        def run(emulator: EmulatorProcess | None) -> int:
+            from adkvoice.commands.chat import run_chat  # imports ADK
 
             return run_chat(settings, emulator)
-        finally:
-            if emulator is not None:
-                emulator.close()
+
+        return with_early_emulator(
+            settings.connect, run, text_chunk_delay_s=settings.text_chunk_delay_s, debug=debug
+        )
 
     run_action(action, debug)
 
@@ -477,9 +473,12 @@ def talk(
     )
 
     def action() -> int:
-        from adkvoice.commands.talk import run_talk
+        def run(emulator: EmulatorProcess | None) -> int:
+            from adkvoice.commands.talk import run_talk  # imports ADK
 
-        return run_talk(settings)
+            return run_talk(settings, emulator)
+
+        return with_early_emulator(settings.connect, run, text_chunk_delay_s=0.0, debug=debug)
 
     run_action(action, debug)
 

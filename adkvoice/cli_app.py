@@ -7,7 +7,7 @@ No asyncio and no ADK imports, so `adkvoice --help` and `--version` stay fast.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,10 @@ from adkvoice import __version__
 from adkvoice.cli_help import HelpCommand, HelpGroup
 from adkvoice.cli_options import fail, print_traceback
 from adkvoice.errors import AdkVoiceError
+
+if TYPE_CHECKING:
+    from adkvoice.backends.emulator_process import EmulatorProcess
+    from adkvoice.config import ConnectSettings
 
 EXIT_INTERNAL = 70
 
@@ -73,3 +77,25 @@ def run_action(action: Callable[[], int], debug: bool) -> None:
         )
     else:
         raise typer.Exit(code)
+
+
+def with_early_emulator(
+    connect: ConnectSettings,
+    run: Callable[[EmulatorProcess | None], int],
+    *,
+    text_chunk_delay_s: float,
+    debug: bool,
+) -> int:
+    """`run(emulator)` for chat and talk: the emulator they will likely need starts in a
+    child process before `run` imports ADK, so both get ready at once, and the collector
+    waits until the command is up (the command calls `release_collector`)."""
+    from adkvoice.app import hold_collector
+    from adkvoice.backends.factory import start_emulator_early
+
+    hold_collector()
+    emulator = start_emulator_early(connect, text_chunk_delay_s=text_chunk_delay_s, debug=debug)
+    try:
+        return run(emulator)
+    finally:
+        if emulator is not None:
+            emulator.close()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from adkvoice.app import configure_logging, run_main
+from adkvoice.app import configure_logging, release_collector, run_main
 from adkvoice.backends.base import require_images
 from adkvoice.backends.factory import open_backend
 from adkvoice.config import TalkSettings
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from adkvoice.audio.noise import MicCleaner
     from adkvoice.audio.recorder import Recorder
     from adkvoice.audio.wav_source import WavSource
+    from adkvoice.backends.emulator_process import EmulatorProcess
     from adkvoice.conversation.voice import TalkSession
 
 
@@ -58,7 +59,9 @@ def _open_recorder(directory: Path) -> Recorder:
         ) from None
 
 
-async def talk(settings: TalkSettings, console: Console) -> int:
+async def talk(
+    settings: TalkSettings, console: Console, emulator: EmulatorProcess | None = None
+) -> int:
     from adkvoice.audio.aec import try_canceller  # light: the engine loads lazily
     from adkvoice.audio.capture import Capture
     from adkvoice.audio.noise import try_cleaner
@@ -123,8 +126,12 @@ async def talk(settings: TalkSettings, console: Console) -> int:
             await capture.start()
         await playback.start()
         async with open_backend(
-            settings.connect, view.handle, manual_activity=settings.push_to_talk
+            settings.connect,
+            view.handle,
+            manual_activity=settings.push_to_talk,
+            emulator=emulator,
         ) as backend:
+            release_collector()  # held by the command line while talk started
             echo = await echo_loading if echo_loading is not None else None
             noise = await noise_loading if noise_loading is not None else None
             session = TalkSession(
@@ -209,6 +216,7 @@ async def _end_after_wav(session: TalkSession, source: WavSource) -> None:
     session.quit.set()
 
 
-def run_talk(settings: TalkSettings) -> int:
+def run_talk(settings: TalkSettings, emulator: EmulatorProcess | None = None) -> int:
+    """`emulator`: started early by the caller (`start_emulator_early`), or None."""
     configure_logging(settings.debug)
-    return run_main(lambda: talk(settings, Console()))
+    return run_main(lambda: talk(settings, Console(), emulator))
