@@ -112,30 +112,32 @@ async def test_no_underruns_at_steady_delivery(pulse: PulseServer) -> None:
         await asyncio.sleep(0.1)  # device start-up is not ours to count
         underflows_before = pb.device_underflows
         start = time.monotonic()
-        adapted = 0
-        overslept = 0  # chunks after adaptation that this loop itself delivered late
+        overslept = 0  # chunks this loop itself delivered late (the machine busy)
         due = start
         for i in range(30):  # 80 ms chunks (as the emulator sends) at real-time pace, jittered
-            if i > 5 and time.monotonic() - due > 0.03:
-                overslept += 1  # a loaded machine woke us 30 ms+ past the designed jitter
+            if time.monotonic() - due > 0.005:
+                # Woken past the designed jitter by more than the hold's 5 ms margin: a
+                # single outlier, which the buffer forgives rather than grows for.
+                overslept += 1
             pb.enqueue(chunk)
             jitter = 0.01 if i % 3 == 1 else -0.005
             due = start + (i + 1) * 0.08 + jitter
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if i == 5:
-                adapted = pb.underruns
         pb.end_reply()
         assert await pb.drain(5)
-        # The hold starts at 10 ms and grows with the lateness it sees, once a late frame
-        # has been seen twice: the first two late frames (15 ms behind the early ones, at
-        # chunks 1 and 4) may each run it dry, faded, not clicked; after that, only a chunk
-        # this test failed to deliver on time (the machine busy) may.
-        assert adapted <= 2
-        assert pb.underruns - adapted <= overslept
+        # The hold starts at 10 ms; late frames (15 ms behind the early ones) may run it
+        # dry, faded, not clicked. Each time it runs dry it holds again for a target raised
+        # to cover the lateness seen, and the ring only holds again after running dry: so
+        # two such underruns at most, whenever they come, plus one for each chunk this test
+        # failed to deliver on time.
+        assert pb.underruns <= 2 + overslept
         assert pb.ring.frames_played == 30 * 1920
         # The device's own underflows depend on the machine's load, not on delivery.
         print(f"\nsteady delivery: device underflows {pb.device_underflows - underflows_before}")
-        assert pb.prebuffer.target_ms < 60  # the jitter buffer stays small (15 ms late at most)
+        if overslept == 0:
+            # The buffer stays small: the lateness seen (15 ms, a few ms of timer noise)
+            # plus its 5 ms margin, and 40 ms more for each time it ran dry.
+            assert pb.prebuffer.target_ms <= 25 + 40 * pb.underruns
 
 
 async def test_prebuffer_adapts_to_gaps_between_frames(pulse: PulseServer) -> None:
