@@ -85,6 +85,8 @@ from serve_bench_procs import (
     rss_mib,
 )
 
+from adkvoice.server.uplink import COALESCE_ENV  # serve's switch for measuring
+
 # What other benches import from here.
 __all__ = [
     "INPUT_RATE",
@@ -101,7 +103,6 @@ __all__ = [
 ]
 
 SETTLE_S = 1.0  # the first second of each step is not measured
-COALESCE_ENV = "ADKVOICE_UPLINK_COALESCE"  # serve's switch (adkvoice/server/uplink.py)
 LABELS = {"ext": SUBPROTOCOL, "seeds": "seeds", "sse": "sse", "bidi": "bidi-demo"}
 TITLES = {
     "ext": "binary audio",

@@ -89,10 +89,10 @@ class Target:
     name: str
     server: Server
     usage: Usage
+    gc_log: Path  # its collections (gc_probe.py)
     idle_cpu: float = math.nan
     idle_rss: float = math.nan
     steps: dict[int, StepFigures] = field(default_factory=dict)
-    gc_log: Path | None = None
     gc: dict[int, Pauses] = field(default_factory=dict)  # the kept attempt's collections
     stopped: str = ""  # why it is not asked for more
 
@@ -284,6 +284,22 @@ async def bench(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         emulator = await Emulator.start("synthetic")
         targets: list[Target] = []
+
+        async def seeds_step(t: Target, n: int, step_s: float, tag: str) -> StepFigures:
+            """N seeds sessions on `t` for `step_s`, as every step of this bench runs."""
+            return await run_step(
+                n,
+                protocol="seeds",
+                server=t.server,
+                emulator=emulator,
+                usage=t.usage,
+                script=script,
+                deflate=args.deflate,
+                step_s=step_s,
+                tag=tag,
+                settle_s=args.settle_s,
+            )
+
         try:
             assert emulator.proc.pid is not None
             for name in names:
@@ -297,22 +313,11 @@ async def bench(args: argparse.Namespace) -> None:
                         "generator": os.getpid(),
                     }
                 )
-                targets.append(Target(name, server, usage, gc_log=gc_log))
+                targets.append(Target(name, server, usage, gc_log))
             for t in targets:
                 # One short conversation first: imports and first-use work are not a
                 # per-session cost.
-                warm = await run_step(
-                    1,
-                    protocol="seeds",
-                    server=t.server,
-                    emulator=emulator,
-                    usage=t.usage,
-                    script=script,
-                    deflate=args.deflate,
-                    step_s=script.cycle_s,
-                    tag=f"{t.name}-warm",
-                    settle_s=args.settle_s,
-                )
+                warm = await seeds_step(t, 1, script.cycle_s, f"{t.name}-warm")
                 if warm.errors:
                     print(f"{t.name} warm-up: {'; '.join(sorted(set(warm.errors))[:3])}")
             await asyncio.sleep(1.0)
@@ -348,20 +353,8 @@ async def bench(args: argparse.Namespace) -> None:
                         if attempts and time.monotonic() + args.step_s + STEP_OVERHEAD_S > deadline:
                             break
                         began = time.monotonic()
-                        fig = await run_step(
-                            n,
-                            protocol="seeds",
-                            server=t.server,
-                            emulator=emulator,
-                            usage=t.usage,
-                            script=script,
-                            deflate=args.deflate,
-                            step_s=args.step_s,
-                            tag=f"{t.name}-{n}-{len(attempts)}",
-                            settle_s=args.settle_s,
-                        )
+                        fig = await seeds_step(t, n, args.step_s, f"{t.name}-{n}-{len(attempts)}")
                         t.steps[n] = fig
-                        assert t.gc_log is not None
                         await asyncio.sleep(1.1)  # the probe writes once a second
                         pauses = read_pauses(t.gc_log, began, time.monotonic())
                         print(
